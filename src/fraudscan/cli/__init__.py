@@ -1,0 +1,25 @@
+"""The ``fraudscan`` command line: one sub-module per command group, assembled here."""
+
+from __future__ import annotations
+
+import typer
+
+from fraudscan.cli import import_cmd, rules_cmd, synth_cmd, workspace_cmd
+
+app = typer.Typer(
+    name="fraudscan",
+    help="Anti-fraud toolkit for the basic medical-insurance fund (医保基金监管).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+workspace_cmd.register(app)
+synth_cmd.register(app)
+import_cmd.register(app)
+rules_cmd.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
