@@ -243,7 +243,9 @@ def attach_views(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
     for name, t in schema.TABLES.items():
         if ws.has_table(name):
             path = str(ws.table_path(name)).replace("'", "''")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet('{path}')"
+            )
         else:
             cols = ", ".join(
                 f"CAST(NULL AS {schema.DUCKDB_TYPES[c.dtype]}) AS {c.name}" for c in t.columns

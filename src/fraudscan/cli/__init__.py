@@ -14,6 +14,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+def _version(value: bool) -> None:
+    if value:
+        from fraudscan import __version__
+
+        typer.echo(f"fraudscan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Anti-fraud toolkit for the basic medical-insurance fund (医保基金监管)."""
+
+
 workspace_cmd.register(app)
 synth_cmd.register(app)
 import_cmd.register(app)
