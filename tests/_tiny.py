@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (CSV fixtures read best one record per line)
 """A tiny hand-made canonical world (two persons, two facilities, two settlements) for tests.
 
 Written by hand rather than by the synthetic generator so importer tests do not depend on it.
