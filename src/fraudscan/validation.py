@@ -184,24 +184,30 @@ def _null_mask(s: pd.Series) -> np.ndarray:
 
 
 def _as_text(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object:
+    """Text as an object column of ``str`` (nulls kept), the fastest form for parsing."""
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
         return s
-    return s.astype(str)
+    if pd.api.types.is_string_dtype(s.dtype):
+        return s.astype(object)
+    return s.astype(str).astype(object).where(s.notna(), None)
 
 
 def _parse_column(
     fr: _Frame, col: schema.Column, issues: list[_Issue]
-) -> tuple[pd.Series, np.ndarray]:
-    """Cast one raw column to its schema type; unparseable values become issues and nulls."""
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Cast one raw column to its schema type; unparseable values become issues and nulls.
+
+    Returns the typed column, where the input was null and where it could not be read.
+    """
     n = len(fr.raw)
     if col.name not in fr.raw.columns:
-        return pd.Series([None] * n, dtype=object), np.ones(n, dtype=bool)
+        return pd.Series([None] * n, dtype=object), np.ones(n, dtype=bool), np.zeros(n, bool)
     s = fr.raw[col.name].reset_index(drop=True)
     null = _null_mask(s)
     bad = np.zeros(n, dtype=bool)
     kind = ""
     if col.dtype == "string":
-        out = _as_text(s).astype(object).where(~null, None)
+        out = _as_text(s).where(~null, None)
     elif col.dtype in ("int", "float"):
         if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
             v = pd.to_numeric(s, errors="coerce").astype("float64")
@@ -250,7 +256,7 @@ def _parse_column(
         raw_vals = s.iloc[pos].tolist()
         issues.append(_Issue(fr.table.name, col.name, pos,
                              [f"cannot read {_short(x)} as {kind}" for x in raw_vals]))
-    return out, null | bad
+    return out, null, bad
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,10 +293,9 @@ def _row_checks(fr: _Frame, issues: list[_Issue]) -> None:
     name = t.name
     missing: dict[str, np.ndarray] = {}
     for col in t.columns:
-        fr.typed[col.name], miss = _parse_column(fr, col, issues)
-        missing[col.name] = miss
+        fr.typed[col.name], absent, unreadable = _parse_column(fr, col, issues)
+        missing[col.name] = absent | unreadable
         if col.required and col.name in fr.raw.columns:
-            absent = _null_mask(fr.raw[col.name].reset_index(drop=True))
             if absent.any():
                 pos = np.flatnonzero(absent)
                 issues.append(_Issue(name, col.name, pos,

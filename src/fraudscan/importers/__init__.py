@@ -8,5 +8,8 @@ from __future__ import annotations
 
 from fraudscan.importers._common import ImportReport, read_csv_text
 from fraudscan.importers.canonical import import_canonical
+from fraudscan.importers.medicare import import_medicare
+from fraudscan.importers.nhsa import import_nhsa
 
-__all__ = ["ImportReport", "import_canonical", "read_csv_text"]
+__all__ = ["ImportReport", "import_canonical", "import_medicare", "import_nhsa",
+           "read_csv_text"]
