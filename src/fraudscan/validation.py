@@ -187,7 +187,7 @@ def _as_text(s: pd.Series) -> pd.Series:
     """Text as an object column of ``str`` (nulls kept), the fastest form for parsing."""
     if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
         return s
-    if pd.api.types.is_string_dtype(s.dtype):
+    if s.dtype != object and pd.api.types.is_string_dtype(s.dtype):
         return s.astype(object)
     return s.astype(str).astype(object).where(s.notna(), None)
 
@@ -206,7 +206,10 @@ def _parse_column(
     null = _null_mask(s)
     bad = np.zeros(n, dtype=bool)
     kind = ""
-    if col.dtype == "string":
+    if null.all():
+        empty = {"string": object, "int": "Int64", "float": "float64", "bool": "boolean"}
+        out = pd.Series([None] * n, dtype=empty.get(col.dtype, "datetime64[s]"))
+    elif col.dtype == "string":
         out = _as_text(s).where(~null, None)
     elif col.dtype in ("int", "float"):
         if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
@@ -295,11 +298,10 @@ def _row_checks(fr: _Frame, issues: list[_Issue]) -> None:
     for col in t.columns:
         fr.typed[col.name], absent, unreadable = _parse_column(fr, col, issues)
         missing[col.name] = absent | unreadable
-        if col.required and col.name in fr.raw.columns:
-            if absent.any():
-                pos = np.flatnonzero(absent)
-                issues.append(_Issue(name, col.name, pos,
-                                     ["required value is missing"] * len(pos)))
+        if col.required and col.name in fr.raw.columns and absent.any():
+            pos = np.flatnonzero(absent)
+            issues.append(_Issue(name, col.name, pos,
+                                 ["required value is missing"] * len(pos)))
         s = fr.typed[col.name]
         if col.choices is not None:
             bad = s.notna().to_numpy() & ~s.isin(col.choices).to_numpy()

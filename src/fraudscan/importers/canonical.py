@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from fraudscan import schema
 from fraudscan.errors import DataError
 from fraudscan.importers._common import ImportReport, Step, _noop, land, read_table_file
-from fraudscan.workspace import Workspace
+from fraudscan.workspace import Workspace, write_parquet
 
 SUFFIXES = (".csv", ".parquet")
 
@@ -62,3 +63,48 @@ def import_canonical(
     report = ImportReport(source=f"canonical:{directory.resolve()}", files=files)
     return land(raw, out, source=report.source, report=report, lenient=lenient, files=files,
                 step=step)
+
+
+def _csv_frame(t: pa.Table, table: schema.Table) -> pd.DataFrame:
+    """A canonical table as text in the canonical CSV conventions (ISO dates, true/false)."""
+    df = t.to_pandas()
+    for col in table.columns:
+        s = df[col.name]
+        if col.dtype == "date":
+            df[col.name] = pd.to_datetime(s).dt.strftime("%Y-%m-%d")
+        elif col.dtype == "timestamp":
+            df[col.name] = pd.to_datetime(s).dt.strftime("%Y-%m-%d %H:%M:%S")
+        elif col.dtype == "bool":
+            df[col.name] = s.map({True: "true", False: "false"})
+        elif col.dtype == "int":
+            df[col.name] = s.astype("Int64")
+    return df
+
+
+def export_canonical(
+    workspace: str | os.PathLike[str] | Workspace,
+    directory: str | os.PathLike[str],
+    fmt: str = "csv",
+) -> dict[str, Path]:
+    """Write a workspace's tables as canonical files that :func:`import_canonical` reads back.
+
+    Each file is written under a temporary name and renamed, so no half-written file is left.
+    """
+    if fmt not in ("csv", "parquet"):
+        raise DataError(f"unknown format {fmt!r}; use csv or parquet")
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.require()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name in ws.present_tables():
+        t = ws.read_arrow(name)
+        final = directory / f"{name}.{fmt}"
+        tmp = directory / f".{name}.{fmt}.tmp"
+        if fmt == "csv":
+            _csv_frame(t, schema.TABLES[name]).to_csv(tmp, index=False, encoding="utf-8")
+        else:
+            write_parquet(t, tmp)
+        os.replace(tmp, final)
+        written[name] = final
+    return written
