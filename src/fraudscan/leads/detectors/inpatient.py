@@ -1,0 +1,463 @@
+"""Inpatient screening models: M01-M07 and M21 of BRIEF §2.2."""
+
+from __future__ import annotations
+
+import igraph as ig
+import pandas as pd
+
+from fraudscan.leads.detectors._sql import ids, mix_cte, stays_cte
+from fraudscan.leads.registry import Context, SkipDetector, detector, prefix_match, sql_list
+
+
+@detector("phantom_bed", title="挂床住院 phantom bed occupancy", model="M02",
+          subjects=("settlement",), requires=("fee_lines",))
+def phantom_bed(ctx: Context) -> pd.DataFrame:
+    """Stays with a run of days billing only bed/nursing, or the patient settling elsewhere.
+
+    For every day of a stay the fee lines are classed; a day billing only ``idle_classes`` is
+    idle. Fires on the longest run of consecutive idle days >= ``min_idle_run`` with idle days
+    >= ``min_idle_share`` of the stay, or on settlements of the same person at another facility
+    strictly inside the stay (national rule R33). Amount: fees billed on idle days.
+    """
+    c = ctx.cfg
+    idle = sql_list(c["idle_classes"])
+    empty_idle = "true" if c["empty_day_is_idle"] else "false"
+    return ctx.df(f"""
+    WITH {stays_cte(ctx)},
+    long AS (SELECT * FROM stays WHERE los >= {int(c['min_los'])}),
+    days AS (SELECT settlement_id, unnest(generate_series(adm, dis - 1, INTERVAL 1 DAY))::DATE AS d
+             FROM long),
+    daily AS (
+        SELECT l.settlement_id, l.service_time::DATE AS d,
+               bool_and(coalesce(cat.item_class IN {idle}, false)) AS idle_only,
+               sum(l.amount) AS amt
+        FROM fee_lines l JOIN long USING (settlement_id) LEFT JOIN catalogue cat USING (item_code)
+        WHERE l.qty > 0 GROUP BY ALL),
+    flags AS (
+        SELECT days.settlement_id, days.d, coalesce(daily.idle_only, {empty_idle}) AS idle,
+               coalesce(daily.amt, 0) AS amt
+        FROM days LEFT JOIN daily USING (settlement_id, d)),
+    runs AS (
+        SELECT settlement_id, d - CAST(row_number() OVER (PARTITION BY settlement_id ORDER BY d)
+               AS INTEGER) AS grp
+        FROM flags WHERE idle),
+    run_len AS (SELECT settlement_id, max(n) AS max_run
+                FROM (SELECT settlement_id, grp, count(*) AS n FROM runs GROUP BY ALL) GROUP BY 1),
+    per_stay AS (
+        SELECT settlement_id, count(*) FILTER (WHERE idle) AS idle_days, count(*) AS days,
+               sum(amt) FILTER (WHERE idle) AS idle_amt
+        FROM flags GROUP BY 1),
+    concurrent AS (
+        SELECT s.settlement_id, list(o.settlement_id) AS other_ids, count(*) AS n_other
+        FROM long s JOIN settlements o
+          ON o.person_id = s.person_id AND o.settlement_id <> s.settlement_id
+         AND o.facility_id <> s.facility_id
+         AND o.admission_time::DATE > s.adm AND o.admission_time::DATE < s.dis
+        GROUP BY 1),
+    scored AS (
+        SELECT s.*, coalesce(r.max_run, 0) AS max_run, p.idle_days, p.days,
+               coalesce(p.idle_amt, 0) AS idle_amt, coalesce(cc.n_other, 0) AS n_other,
+               coalesce(cc.other_ids, []) AS other_ids
+        FROM long s JOIN per_stay p USING (settlement_id)
+        LEFT JOIN run_len r USING (settlement_id) LEFT JOIN concurrent cc USING (settlement_id))
+    SELECT 'settlement' AS subject_type, settlement_id AS subject_id, facility_id, period,
+           least(1.0, greatest(
+               CASE WHEN max_run >= {int(c['min_idle_run'])}
+                     AND idle_days >= {float(c['min_idle_share'])} * days
+                    THEN 0.5 * max_run / {int(c['min_idle_run'])} ELSE 0 END,
+               CASE WHEN n_other > 0 THEN 0.6 + 0.1 * n_other ELSE 0 END)) AS score,
+           CASE WHEN max_run >= {int(c['min_idle_run'])} THEN idle_amt
+                ELSE fund_paid END AS amount,
+           to_json(struct_pack(person_id := person_id, staff_id := attending_staff_id,
+               los := los, idle_days := idle_days, max_idle_run := max_run,
+               idle_fees := round(idle_amt, 2), concurrent_settlements_elsewhere := n_other,
+               total_amount := round(total_amount, 2)))::VARCHAR AS evidence,
+           list_distinct(list_concat([settlement_id], other_ids)) AS settlement_ids
+    FROM scored
+    WHERE (max_run >= {int(c['min_idle_run'])} AND idle_days >= {float(c['min_idle_share'])} * days)
+       OR n_other > 0
+    """)
+
+
+@detector("fake_admission", title="虚假住院 fake / induced admission", model="M01",
+          subjects=("settlement",), requires=("fee_lines",))
+def fake_admission(ctx: Context) -> pd.DataFrame:
+    """Stays with almost no therapy, from recruited cohorts or without any prior care for the dx.
+
+    Fires when therapy fees (drugs, treatment, surgery, ...) are <= ``max_therapy_share`` and
+    bed/nursing/consultation >= ``min_hotel_share`` of the stay, and (with
+    ``require_cohort_or_no_prior``) the patient either had no outpatient visit for the same
+    ICD-10 category in the prior ``prior_outpatient_days`` or was admitted with >= ``min_cohort``
+    others of the same village/employer within ``cohort_window_days``.
+    """
+    c = ctx.cfg
+    otp = sql_list(ctx.common["outpatient_medical_types"])
+    w = int(c["cohort_window_days"])
+    gate = (f"(prior_visits = 0 OR cohort >= {int(c['min_cohort'])})"
+            if c["require_cohort_or_no_prior"] else "true")
+    return ctx.df(f"""
+    WITH {stays_cte(ctx)}, {mix_cte(ctx)},
+    cand AS (
+        SELECT s.*, m.therapy_amt / nullif(m.line_total, 0) AS therapy_share,
+               m.hotel_amt / nullif(m.line_total, 0) AS hotel_share, m.n_items
+        FROM stays s JOIN mix m USING (settlement_id)
+        WHERE m.line_total > 0
+          AND m.therapy_amt <= {float(c['max_therapy_share'])} * m.line_total
+          AND m.hotel_amt >= {float(c['min_hotel_share'])} * m.line_total),
+    prior AS (
+        SELECT c.settlement_id, count(o.settlement_id) AS prior_visits
+        FROM cand c LEFT JOIN settlements o
+          ON o.person_id = c.person_id AND o.medical_type IN {otp}
+         AND left(o.main_diagnosis, 3) = left(c.main_diagnosis, 3)
+         AND o.admission_time::DATE < c.adm
+         AND o.admission_time::DATE >= c.adm - {int(c['prior_outpatient_days'])}
+        GROUP BY 1),
+    pc AS (SELECT c.settlement_id, c.person_id, c.facility_id, c.adm, p.village, p.employer
+           FROM cand c JOIN persons p USING (person_id)),
+    cohort AS (
+        SELECT a.settlement_id, count(DISTINCT b.person_id) AS cohort
+        FROM pc a JOIN pc b ON a.facility_id = b.facility_id AND a.person_id <> b.person_id
+         AND abs(date_diff('day', a.adm, b.adm)) <= {w}
+         AND (a.village = b.village OR a.employer = b.employer)
+        GROUP BY 1),
+    scored AS (
+        SELECT c.*, coalesce(p.prior_visits, 0) AS prior_visits, coalesce(h.cohort, 0) AS cohort
+        FROM cand c LEFT JOIN prior p USING (settlement_id)
+        LEFT JOIN cohort h USING (settlement_id))
+    SELECT 'settlement' AS subject_type, settlement_id AS subject_id, facility_id, period,
+           least(1.0, 0.5 + 0.5 * (1 - therapy_share / {max(float(c['max_therapy_share']), 1e-9)})
+                 * 0.5 + CASE WHEN cohort >= {int(c['min_cohort'])} THEN 0.2 ELSE 0 END
+                 + CASE WHEN prior_visits = 0 THEN 0.05 ELSE 0 END) AS score,
+           fund_paid AS amount,
+           to_json(struct_pack(person_id := person_id, staff_id := attending_staff_id,
+               los := los, therapy_share := round(therapy_share, 3),
+               hotel_share := round(hotel_share, 3), n_items := n_items,
+               prior_outpatient_visits_for_dx := prior_visits, cohort_admissions := cohort,
+               main_diagnosis := main_diagnosis))::VARCHAR AS evidence,
+           [settlement_id] AS settlement_ids
+    FROM scored WHERE {gate}
+    """)
+
+
+@detector("split_admission", title="分解住院 split admissions", model="M03",
+          subjects=("settlement",))
+def split_admission(ctx: Context) -> pd.DataFrame:
+    """Re-admission of the same person at the same facility within ``max_gap_days`` for the same dx.
+
+    Consecutive stays per person and facility are paired with a window function; the pair fires
+    when the gap (next admission - previous discharge) is within ``max_gap_days``, the main
+    diagnoses share the first ``dx_match_chars`` characters, the re-admission is not flagged as
+    planned and neither dx is an excluded cycle (chemo, dialysis). Gaps <= ``core_gap_days``
+    score higher. Amount: fund paid on the second stay.
+    """
+    c = ctx.cfg
+    n = int(c["dx_match_chars"])
+    excl = prefix_match("main_diagnosis", c["exclude_dx_prefixes"])
+    pexcl = prefix_match("prev_dx", c["exclude_dx_prefixes"])
+    planned = "AND NOT coalesce(planned_readmission, false)" if c["ignore_planned"] else ""
+    return ctx.df(f"""
+    WITH {stays_cte(ctx)},
+    seq AS (
+        SELECT *, lag(settlement_id) OVER w AS prev_id, lag(dis) OVER w AS prev_dis,
+               lag(main_diagnosis) OVER w AS prev_dx, lag(discharge_way) OVER w AS prev_way,
+               lag(fund_paid) OVER w AS prev_fund
+        FROM stays WINDOW w AS (PARTITION BY person_id, facility_id ORDER BY adm, settlement_id)),
+    pairs AS (
+        SELECT *, date_diff('day', prev_dis, adm) AS gap FROM seq
+        WHERE prev_id IS NOT NULL
+          AND left(main_diagnosis, {n}) = left(prev_dx, {n})
+          AND NOT {excl} AND NOT {pexcl}
+          AND coalesce(prev_way, '') NOT IN {sql_list(c['exclude_discharge_ways'])}
+          {planned})
+    SELECT 'settlement' AS subject_type, settlement_id AS subject_id, facility_id, period,
+           CASE WHEN gap <= {int(c['core_gap_days'])}
+                THEN 0.7 + 0.3 * (1 - gap / {max(int(c['core_gap_days']), 1)})
+                ELSE 0.5 + 0.2 * ({int(c['max_gap_days'])} - gap)
+                     / {max(int(c['max_gap_days']) - int(c['core_gap_days']), 1)} END AS score,
+           fund_paid AS amount,
+           to_json(struct_pack(person_id := person_id, staff_id := attending_staff_id,
+               previous_settlement_id := prev_id, gap_days := gap, main_diagnosis := main_diagnosis,
+               previous_diagnosis := prev_dx, previous_fund_paid := round(prev_fund, 2)))::VARCHAR
+               AS evidence,
+           [prev_id, settlement_id] AS settlement_ids
+    FROM pairs WHERE gap >= 0 AND gap <= {int(c['max_gap_days'])}
+    """)
+
+
+@detector("low_indication_admission", title="轻症/体检式住院 low-indication admission",
+          model="M04", subjects=("settlement",), requires=("fee_lines",))
+def low_indication_admission(ctx: Context) -> pd.DataFrame:
+    """Stays dominated by lab and imaging with little treatment (check-up-style admissions).
+
+    Fires when exam fees >= ``min_exam_share`` of the stay, therapy fees <=
+    ``max_therapy_share`` and at most ``max_therapy_items`` distinct therapy items were given;
+    a main dx from ``light_dx_prefixes`` raises the score by ``light_dx_bonus``.
+    """
+    c = ctx.cfg
+    light = prefix_match("main_diagnosis", c["light_dx_prefixes"])
+    return ctx.df(f"""
+    WITH {stays_cte(ctx)}, {mix_cte(ctx)},
+    cand AS (
+        SELECT s.*, m.exam_amt / m.line_total AS exam_share,
+               m.therapy_amt / m.line_total AS therapy_share, m.n_therapy_items,
+               {light} AS light_dx
+        FROM stays s JOIN mix m USING (settlement_id)
+        WHERE m.line_total > 0
+          AND m.exam_amt >= {float(c['min_exam_share'])} * m.line_total
+          AND m.therapy_amt <= {float(c['max_therapy_share'])} * m.line_total
+          AND m.n_therapy_items <= {int(c['max_therapy_items'])})
+    SELECT 'settlement' AS subject_type, settlement_id AS subject_id, facility_id, period,
+           least(1.0, 0.5 + 0.5 * (exam_share - {float(c['min_exam_share'])})
+                 / {max(1 - float(c['min_exam_share']), 1e-9)}
+                 + CASE WHEN light_dx THEN {float(c['light_dx_bonus'])} ELSE 0 END) AS score,
+           fund_paid AS amount,
+           to_json(struct_pack(person_id := person_id, staff_id := attending_staff_id,
+               los := los, exam_share := round(exam_share, 3),
+               therapy_share := round(therapy_share, 3), therapy_items := n_therapy_items,
+               main_diagnosis := main_diagnosis, light_diagnosis := light_dx))::VARCHAR
+               AS evidence,
+           [settlement_id] AS settlement_ids
+    FROM cand
+    """)
+
+
+@detector("group_admission", title="集中住院 group admissions", model="M05",
+          subjects=("facility",))
+def group_admission(ctx: Context) -> pd.DataFrame:
+    """Bursts of >= ``min_persons`` admissions from one village/employer at one facility.
+
+    For every admission the distinct persons of the same group admitted to the same facility in
+    the next ``window_days`` are counted (a range self-join); admissions inside a qualifying
+    window are merged into episodes, and an episode fires when the group also makes up >=
+    ``min_facility_share`` of the facility's admissions in those days (a big employer at a big
+    hospital is normal).
+    """
+    c = ctx.cfg
+    w = int(c["window_days"])
+    keys = [k for k in c["group_keys"] if k in ("village", "employer")]
+    if not keys:
+        raise SkipDetector("no usable group_keys configured (village, employer)")
+    grp = " UNION ALL ".join(
+        f"SELECT a.*, '{k}' AS gtype, p.{k} AS gkey FROM adm a JOIN persons p USING (person_id) "
+        f"WHERE p.{k} IS NOT NULL AND p.{k} <> ''" for k in keys)
+    return ctx.df(f"""
+    WITH {stays_cte(ctx)},
+    adm AS (SELECT settlement_id, person_id, facility_id, adm AS d, fund_paid FROM stays),
+    grp AS ({grp}),
+    win AS (
+        SELECT a.facility_id, a.gtype, a.gkey, a.d AS start
+        FROM grp a JOIN grp b ON a.facility_id = b.facility_id AND a.gtype = b.gtype
+         AND a.gkey = b.gkey AND b.d >= a.d AND b.d < a.d + {w}
+        GROUP BY ALL HAVING count(DISTINCT b.person_id) >= {int(c['min_persons'])}),
+    members AS (
+        SELECT DISTINCT g.* FROM grp g JOIN win ON g.facility_id = win.facility_id
+         AND g.gtype = win.gtype AND g.gkey = win.gkey AND g.d >= win.start
+         AND g.d < win.start + {w}),
+    isl AS (
+        SELECT *, sum(CASE WHEN prev_d IS NULL OR d - prev_d > {w} THEN 1 ELSE 0 END)
+                  OVER (PARTITION BY facility_id, gtype, gkey ORDER BY d, settlement_id) AS ep
+        FROM (SELECT *, lag(d) OVER (PARTITION BY facility_id, gtype, gkey
+                                      ORDER BY d, settlement_id) AS prev_d FROM members)),
+    eps AS (
+        SELECT facility_id, gtype, gkey, ep, min(d) AS first_day, max(d) AS last_day,
+               count(DISTINCT person_id) AS persons, sum(fund_paid) AS fund,
+               {ids('settlement_id', ctx)} AS settlement_ids
+        FROM isl GROUP BY ALL),
+    fac AS (
+        SELECT e.facility_id, e.gtype, e.gkey, e.ep, count(DISTINCT a.person_id) AS fac_persons
+        FROM eps e JOIN adm a ON a.facility_id = e.facility_id
+         AND a.d BETWEEN e.first_day AND e.last_day
+        GROUP BY ALL)
+    SELECT 'facility' AS subject_type, e.facility_id AS subject_id, e.facility_id,
+           strftime(e.first_day, '%Y-%m') AS period,
+           least(1.0, 0.5 * e.persons / {int(c['min_persons'])}
+                 * (0.5 + 0.5 * e.persons / f.fac_persons)) AS score,
+           e.fund AS amount,
+           to_json(struct_pack(group_type := e.gtype, group_key := e.gkey, persons := e.persons,
+               first_day := e.first_day, last_day := e.last_day,
+               facility_admitted_persons := f.fac_persons,
+               group_share := round(e.persons / f.fac_persons, 3)))::VARCHAR AS evidence,
+           e.settlement_ids
+    FROM eps e JOIN fac f USING (facility_id, gtype, gkey, ep)
+    WHERE e.persons >= {int(c['min_persons'])}
+      AND e.persons >= {float(c['min_facility_share'])} * f.fac_persons
+    """)
+
+
+@detector("templated_items", title="医疗项目雷同 templated identical item lists", model="M06",
+          subjects=("facility", "staff"), requires=("fee_lines",))
+def templated_items(ctx: Context) -> pd.DataFrame:
+    """Clusters of near-identical item lists across different patients of one facility.
+
+    Each stay's distinct item codes get a MinHash signature (``n_hashes``) in SQL; stays sharing
+    a band (``band_size`` rows) at the same facility are candidate pairs (bands shared by more
+    than ``max_bucket`` stays are ignored), the exact Jaccard similarity is computed for the
+    candidates and pairs >= ``min_jaccard`` between different persons are linked. Connected
+    clusters with >= ``min_cluster`` patients and >= ``min_distinct_dx`` main diagnoses fire;
+    the subject is the doctor when one wrote most of them.
+    """
+    c = ctx.cfg
+    nh, bs = int(c["n_hashes"]), int(c["band_size"])
+    types = sql_list(c["medical_types"])
+    pairs = ctx.df(f"""
+    WITH st AS (SELECT settlement_id, person_id, facility_id FROM settlements
+                WHERE medical_type IN {types}),
+    items AS (SELECT DISTINCT l.settlement_id, l.item_code, st.facility_id
+              FROM fee_lines l JOIN st USING (settlement_id) WHERE l.qty > 0),
+    big AS (SELECT settlement_id FROM items GROUP BY 1 HAVING count(*) >= {int(c['min_items'])}),
+    mh AS (SELECT i.settlement_id, i.facility_id, h.k,
+                  min(hash(i.item_code || '#' || CAST(h.k AS VARCHAR))) AS m
+           FROM items i SEMI JOIN big USING (settlement_id) CROSS JOIN range({nh}) h(k)
+           GROUP BY ALL),
+    bands AS (SELECT settlement_id, facility_id, k // {bs} AS band,
+                     hash(list(m ORDER BY k)) AS bh FROM mh GROUP BY ALL),
+    buckets AS (SELECT facility_id, band, bh FROM bands GROUP BY ALL
+                HAVING count(*) BETWEEN 2 AND {int(c['max_bucket'])}),
+    cand AS (SELECT DISTINCT a.settlement_id AS s1, b.settlement_id AS s2
+             FROM bands a SEMI JOIN buckets USING (facility_id, band, bh)
+             JOIN bands b ON a.facility_id = b.facility_id AND a.band = b.band AND a.bh = b.bh
+              AND a.settlement_id < b.settlement_id),
+    cand2 AS (SELECT c.* FROM cand c JOIN st x ON x.settlement_id = c.s1
+              JOIN st y ON y.settlement_id = c.s2 WHERE x.person_id <> y.person_id),
+    sz AS (SELECT settlement_id, count(*) AS n FROM items GROUP BY 1),
+    inter AS (SELECT c.s1, c.s2, count(*) AS n FROM cand2 c
+              JOIN items i1 ON i1.settlement_id = c.s1
+              JOIN items i2 ON i2.settlement_id = c.s2 AND i1.item_code = i2.item_code
+              GROUP BY ALL)
+    SELECT i.s1, i.s2, i.n / (a.n + b.n - i.n) AS jaccard
+    FROM inter i JOIN sz a ON a.settlement_id = i.s1 JOIN sz b ON b.settlement_id = i.s2
+    WHERE i.n / (a.n + b.n - i.n) >= {float(c['min_jaccard'])}
+    """)
+    if pairs.empty:
+        return pd.DataFrame()
+    names = pd.unique(pd.concat([pairs.s1, pairs.s2], ignore_index=True))
+    index = {s: i for i, s in enumerate(names)}
+    g = ig.Graph(n=len(names), edges=list(zip(pairs.s1.map(index), pairs.s2.map(index),
+                                              strict=True)))
+    comp = pd.DataFrame({"settlement_id": names, "cluster": g.connected_components().membership})
+    ctx.con.register("_tmpl_clusters", comp)
+    ctx.con.register("_tmpl_pairs", pairs)
+    try:
+        return ctx.df(f"""
+        WITH m AS (SELECT k.cluster, s.* FROM _tmpl_clusters k
+                   JOIN settlements s USING (settlement_id)),
+        sim AS (SELECT k.cluster, avg(p.jaccard) AS mean_jaccard
+                FROM _tmpl_pairs p JOIN _tmpl_clusters k ON k.settlement_id = p.s1 GROUP BY 1),
+        doc AS (SELECT cluster, attending_staff_id, count(*) AS n,
+                       row_number() OVER (PARTITION BY cluster ORDER BY count(*) DESC,
+                                          attending_staff_id) AS r
+                FROM m WHERE attending_staff_id IS NOT NULL GROUP BY cluster, attending_staff_id),
+        agg AS (SELECT cluster, any_value(facility_id) AS facility_id,
+                       count(DISTINCT person_id) AS persons, count(*) AS stays,
+                       count(DISTINCT left(main_diagnosis, 3)) AS n_dx,
+                       min(strftime(admission_time, '%Y-%m')) AS period,
+                       sum(fund_paid) AS fund, {ids('settlement_id', ctx)} AS settlement_ids
+                FROM m GROUP BY 1)
+        SELECT CASE WHEN d.n >= 0.8 * a.stays THEN 'staff' ELSE 'facility' END AS subject_type,
+               CASE WHEN d.n >= 0.8 * a.stays THEN d.attending_staff_id ELSE a.facility_id END
+                   AS subject_id,
+               a.facility_id, a.period,
+               least(1.0, 0.5 * a.persons / {int(c['min_cluster'])}
+                     * (0.6 + 0.4 * least(a.n_dx, 4) / 4.0)) AS score,
+               a.fund AS amount,
+               to_json(struct_pack(patients := a.persons, stays := a.stays,
+                   distinct_diagnoses := a.n_dx, mean_jaccard := round(s.mean_jaccard, 3),
+                   top_doctor := d.attending_staff_id, top_doctor_stays := d.n))::VARCHAR
+                   AS evidence,
+               a.settlement_ids
+        FROM agg a JOIN sim s USING (cluster) LEFT JOIN doc d ON d.cluster = a.cluster AND d.r = 1
+        WHERE a.persons >= {int(c['min_cluster'])} AND a.n_dx >= {int(c['min_distinct_dx'])}
+        """)
+    finally:
+        ctx.con.unregister("_tmpl_clusters")
+        ctx.con.unregister("_tmpl_pairs")
+
+
+@detector("bed_overuse", title="床位率异常 abnormal bed occupancy", model="M07",
+          subjects=("facility",))
+def bed_overuse(ctx: Context) -> pd.DataFrame:
+    """Facility-months whose census exceeds the approved beds.
+
+    Daily census = stays in bed that night (from settlements); occupancy = patient-days /
+    (approved beds x days in the month). Fires when occupancy > ``max_occupancy`` or the peak
+    census > ``max_peak_ratio`` x beds. Amount: the excess share of the month's inpatient fund.
+    Needs ``facilities.beds`` (registry data, absent from the settlement interfaces).
+    """
+    c = ctx.cfg
+    n_beds = ctx.con.execute("SELECT count(*) FROM facilities WHERE beds > 0").fetchone()[0]
+    if not n_beds:
+        raise SkipDetector("no facility has approved beds (facilities.beds) recorded")
+    return ctx.df(f"""
+    WITH {stays_cte(ctx)},
+    nights AS (SELECT settlement_id, facility_id, fund_paid, los,
+                      unnest(generate_series(adm, dis - 1, INTERVAL 1 DAY))::DATE AS d
+               FROM stays WHERE dis > adm),
+    census AS (SELECT facility_id, d, count(*) AS n FROM nights GROUP BY ALL),
+    month AS (
+        SELECT c.facility_id, strftime(c.d, '%Y-%m') AS period, sum(c.n) AS patient_days,
+               max(c.n) AS peak, any_value(f.beds) AS beds,
+               any_value(date_part('day', last_day(c.d))) AS days_in_month
+        FROM census c JOIN facilities f USING (facility_id) WHERE f.beds > 0 GROUP BY ALL),
+    fired AS (
+        SELECT *, patient_days / (beds * days_in_month) AS occupancy FROM month
+        WHERE patient_days >= {int(c['min_patient_days'])}
+          AND (patient_days > {float(c['max_occupancy'])} * beds * days_in_month
+               OR peak > {float(c['max_peak_ratio'])} * beds)),
+    money AS (
+        SELECT f.facility_id, f.period, sum(n.fund_paid / n.los) AS fund_nights,
+               {ids('n.settlement_id', ctx)} AS settlement_ids
+        FROM fired f JOIN nights n ON n.facility_id = f.facility_id
+         AND strftime(n.d, '%Y-%m') = f.period GROUP BY ALL)
+    SELECT 'facility' AS subject_type, f.facility_id AS subject_id, f.facility_id, f.period,
+           least(1.0, 0.5 * greatest(f.occupancy / {float(c['max_occupancy'])},
+                                     f.peak / ({float(c['max_peak_ratio'])} * f.beds))) AS score,
+           m.fund_nights * greatest(0, 1 - 1 / greatest(f.occupancy, f.peak / f.beds)) AS amount,
+           to_json(struct_pack(beds := f.beds, patient_days := f.patient_days,
+               occupancy := round(f.occupancy, 3), peak_census := f.peak,
+               days_in_month := f.days_in_month))::VARCHAR AS evidence,
+           m.settlement_ids
+    FROM fired f JOIN money m USING (facility_id, period)
+    """)
+
+
+@detector("drg_upcoding", title="高编高套 DRG/DIP up-coding", model="M21",
+          subjects=("facility",))
+def drg_upcoding(ctx: Context) -> pd.DataFrame:
+    """Facility-years whose share of stays in MCC/CC groups is far above their peers.
+
+    The DRG code's last character marks severity (CHS-DRG: 1 MCC, 3 CC). Per facility and year
+    the MCC+CC share is compared with the median of facilities of the same type (all facilities
+    when fewer than ``min_peers``); fires at >= ``min_share`` and >= peer median +
+    ``min_excess_over_peers``. Amount: fund paid on the MCC/CC stays in excess of the peer share.
+    """
+    c = ctx.cfg
+    sev = sql_list(list(c["mcc_suffixes"]) + list(c["cc_suffixes"]))
+    return ctx.df(f"""
+    WITH {stays_cte(ctx)},
+    coded AS (SELECT s.*, right(s.drg_code, 1) IN {sev} AS severe, f.facility_type,
+                     strftime(s.adm, '%Y') AS year
+              FROM stays s JOIN facilities f USING (facility_id)
+              WHERE s.drg_code IS NOT NULL AND s.drg_code <> ''),
+    fy AS (SELECT facility_id, any_value(facility_type) AS facility_type, year,
+                  count(*) AS n, avg(CASE WHEN severe THEN 1.0 ELSE 0.0 END) AS share,
+                  sum(fund_paid) FILTER (WHERE severe) AS severe_fund,
+                  list_slice(list_sort(list(DISTINCT settlement_id) FILTER (WHERE severe)),
+                             1, {ctx.cap}) AS settlement_ids
+           FROM coded GROUP BY facility_id, year),
+    elig AS (SELECT * FROM fy WHERE n >= {int(c['min_stays'])}),
+    peer_t AS (SELECT facility_type, year, median(share) AS med, count(*) AS k
+               FROM elig GROUP BY ALL),
+    peer_all AS (SELECT year, median(share) AS med FROM elig GROUP BY 1),
+    j AS (SELECT e.*, CASE WHEN t.k >= {int(c['min_peers'])} THEN t.med ELSE a.med END AS peer
+          FROM elig e JOIN peer_all a USING (year) LEFT JOIN peer_t t USING (facility_type, year))
+    SELECT 'facility' AS subject_type, facility_id AS subject_id, facility_id, year AS period,
+           least(1.0, 0.5 * (share - peer) / {max(float(c['min_excess_over_peers']), 1e-9)})
+               AS score,
+           coalesce(severe_fund, 0) * (share - peer) / share AS amount,
+           to_json(struct_pack(stays := n, mcc_cc_share := round(share, 3),
+               peer_median := round(peer, 3), facility_type := facility_type))::VARCHAR
+               AS evidence,
+           settlement_ids
+    FROM j WHERE share >= {float(c['min_share'])}
+      AND share >= peer + {float(c['min_excess_over_peers'])}
+    """)

@@ -1,0 +1,267 @@
+"""Outpatient and special-treatment screening models: M13-M17 and M20 of BRIEF §2.2."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from fraudscan.leads.detectors._sql import ids
+from fraudscan.leads.registry import Context, SkipDetector, detector, sql_list
+
+
+@detector("doctor_shopping", title="跨机构频繁就诊 doctor shopping", model="M13",
+          subjects=("person",))
+def doctor_shopping(ctx: Context) -> pd.DataFrame:
+    """Persons visiting many facilities, or very often, within ``window_days``.
+
+    For every outpatient or pharmacy settlement the person's settlements in the following
+    ``window_days`` are counted with a range self-join; windows with >= ``min_facilities``
+    distinct facilities or >= ``min_visits`` visits fire and one lead per person reports the
+    strongest window. Amount: fund paid on the settlements of all firing windows.
+    """
+    c = ctx.cfg
+    w = int(c["window_days"])
+    otp = sql_list(ctx.common["outpatient_medical_types"])
+    return ctx.df(f"""
+    WITH v AS (SELECT settlement_id, person_id, facility_id, admission_time::DATE AS d, fund_paid
+               FROM settlements WHERE medical_type IN {otp}),
+    win AS (
+        SELECT a.person_id, a.settlement_id AS anchor, a.d AS start,
+               count(DISTINCT b.facility_id) AS facilities, count(*) AS visits
+        FROM v a JOIN v b ON a.person_id = b.person_id AND b.d >= a.d AND b.d < a.d + {w}
+        GROUP BY ALL
+        HAVING count(DISTINCT b.facility_id) >= {int(c['min_facilities'])}
+            OR count(*) >= {int(c['min_visits'])}),
+    best AS (
+        SELECT person_id, arg_max(start, facilities * 1000 + visits) AS start,
+               max(facilities) AS max_facilities, max(visits) AS max_visits, count(*) AS windows
+        FROM win GROUP BY 1),
+    members AS (
+        SELECT DISTINCT w.person_id, v.settlement_id, v.facility_id, v.fund_paid
+        FROM win w JOIN v ON v.person_id = w.person_id AND v.d >= w.start AND v.d < w.start + {w}),
+    agg AS (SELECT person_id, sum(fund_paid) AS fund, count(DISTINCT facility_id) AS facilities,
+                   mode(facility_id) AS top_facility, {ids('settlement_id', ctx)} AS settlement_ids
+            FROM members GROUP BY 1)
+    SELECT 'person' AS subject_type, b.person_id AS subject_id, a.top_facility AS facility_id,
+           strftime(b.start, '%Y-%m') AS period,
+           least(1.0, 0.5 * greatest(b.max_facilities / {int(c['min_facilities'])},
+                                     b.max_visits / {int(c['min_visits'])})) AS score,
+           a.fund AS amount,
+           to_json(struct_pack(window_days := {w}, max_facilities_in_window := b.max_facilities,
+               max_visits_in_window := b.max_visits, window_start := b.start,
+               facilities_in_firing_windows := a.facilities))::VARCHAR AS evidence,
+           a.settlement_ids
+    FROM best b JOIN agg a USING (person_id)
+    """)
+
+
+@detector("group_visits", title="集中就诊/集中报销 group visits and batch reimbursements",
+          model="M14/M15", subjects=("facility",))
+def group_visits(ctx: Context) -> pd.DataFrame:
+    """Bursts of many different persons settling at one facility within ``window_minutes``.
+
+    A window function counts the settlements in the ``window_minutes`` after each settlement
+    per facility; a window fires at >= ``min_persons`` distinct persons and >=
+    ``min_ratio_to_typical`` x the facility's median window (a busy hospital is not a burst).
+    Firing windows are merged into bursts and reported per facility-month; repeated bursts
+    (多次集中报销) raise the score.
+    """
+    c = ctx.cfg
+    col = c["time_column"]
+    if col not in ("settle_time", "admission_time"):
+        raise SkipDetector(f"time_column must be settle_time or admission_time, not {col!r}")
+    mins = int(c["window_minutes"])
+    otp = sql_list(ctx.common["outpatient_medical_types"])
+    return ctx.df(f"""
+    WITH v AS (SELECT settlement_id, person_id, facility_id, {col} AS t, fund_paid, total_amount
+               FROM settlements WHERE medical_type IN {otp} AND {col} IS NOT NULL),
+    w AS (SELECT *, count(*) OVER (PARTITION BY facility_id ORDER BY t RANGE BETWEEN CURRENT ROW
+                     AND INTERVAL {mins} MINUTES FOLLOWING) AS n_win FROM v),
+    typical AS (SELECT facility_id, median(n_win) AS typ FROM w GROUP BY 1),
+    anchors AS (SELECT w.facility_id, w.t FROM w JOIN typical USING (facility_id)
+                WHERE w.n_win >= {int(c['min_persons'])}
+                  AND w.n_win >= {float(c['min_ratio_to_typical'])} * typical.typ),
+    members AS (SELECT DISTINCT v.* FROM anchors a JOIN v ON v.facility_id = a.facility_id
+                AND v.t >= a.t AND v.t <= a.t + INTERVAL {mins} MINUTES),
+    isl AS (SELECT *, sum(CASE WHEN prev_t IS NULL OR t - prev_t > INTERVAL {mins} MINUTES
+                          THEN 1 ELSE 0 END) OVER (PARTITION BY facility_id ORDER BY t,
+                          settlement_id) AS burst
+            FROM (SELECT *, lag(t) OVER (PARTITION BY facility_id ORDER BY t, settlement_id)
+                  AS prev_t FROM members)),
+    bursts AS (SELECT facility_id, burst, min(t) AS t0, max(t) AS t1,
+                      count(DISTINCT person_id) AS persons
+               FROM isl GROUP BY ALL HAVING count(DISTINCT person_id) >= {int(c['min_persons'])}),
+    kept AS (SELECT i.* FROM isl i SEMI JOIN bursts b USING (facility_id, burst)),
+    fm AS (SELECT k.facility_id, strftime(k.t, '%Y-%m') AS period,
+                  count(DISTINCT k.burst) AS bursts, count(DISTINCT k.person_id) AS persons,
+                  count(*) AS settlements, sum(k.fund_paid) AS fund,
+                  avg(CASE WHEN k.total_amount = round(k.total_amount, -1) THEN 1.0 ELSE 0 END)
+                      AS round_share,
+                  {ids('k.settlement_id', ctx)} AS settlement_ids
+           FROM kept k GROUP BY ALL),
+    tot AS (SELECT facility_id, count(DISTINCT burst) AS all_bursts FROM kept GROUP BY 1),
+    mx AS (SELECT facility_id, strftime(t0, '%Y-%m') AS period, max(persons) AS max_persons
+           FROM bursts GROUP BY ALL)
+    SELECT 'facility' AS subject_type, fm.facility_id AS subject_id, fm.facility_id, fm.period,
+           least(1.0, 0.5 * mx.max_persons / {int(c['min_persons'])}
+                 + 0.1 * least(tot.all_bursts - 1, 3)) AS score,
+           fm.fund AS amount,
+           to_json(struct_pack(bursts_in_month := fm.bursts, bursts_total := tot.all_bursts,
+               persons := fm.persons, settlements := fm.settlements,
+               max_persons_in_burst := mx.max_persons, typical_window := t.typ,
+               window_minutes := {mins}, round_amount_share := round(fm.round_share, 3)))::VARCHAR
+               AS evidence,
+           fm.settlement_ids
+    FROM fm JOIN tot USING (facility_id) JOIN mx USING (facility_id, period)
+    JOIN typical t USING (facility_id)
+    """)
+
+
+@detector("dialysis_overbilling", title="血液透析 haemodialysis over-billing", model="M16",
+          subjects=("facility",), requires=("fee_lines",))
+def dialysis_overbilling(ctx: Context) -> pd.DataFrame:
+    """Dialysis sessions per patient above the clinical pattern, per facility-month.
+
+    Sessions are the quantities of ``item_classes`` lines per person and day. Excess sessions
+    are those above ``max_sessions_per_day`` per day, above ``max_sessions_per_week`` per ISO
+    week, and any session at a second facility the same day. Facility-months with >=
+    ``min_excess_sessions`` excess sessions for some patient fire. Amount: excess x unit price.
+    """
+    c = ctx.cfg
+    return ctx.df(f"""
+    WITH dl AS (
+        SELECT l.settlement_id, s.person_id, s.facility_id, l.service_time::DATE AS d,
+               l.qty, l.amount, l.amount / nullif(l.qty, 0) AS price
+        FROM fee_lines l JOIN catalogue cat USING (item_code)
+        JOIN settlements s USING (settlement_id)
+        WHERE cat.item_class IN {sql_list(c['item_classes'])} AND l.qty > 0),
+    day AS (SELECT person_id, facility_id, d, sum(qty) AS sessions, avg(price) AS price,
+                   list(DISTINCT settlement_id) AS sids
+            FROM dl GROUP BY ALL),
+    other AS (SELECT a.person_id, a.facility_id, a.d, count(DISTINCT b.facility_id) AS n_other
+              FROM day a JOIN day b ON a.person_id = b.person_id AND a.d = b.d
+               AND a.facility_id > b.facility_id GROUP BY ALL),
+    wk AS (SELECT person_id, facility_id, date_trunc('week', d) AS wk, sum(sessions) AS s,
+                  avg(price) AS price FROM day GROUP BY ALL),
+    excess AS (
+        SELECT person_id, facility_id, strftime(d, '%Y-%m') AS period,
+               greatest(0, sessions - {float(c['max_sessions_per_day'])}) AS ex_day,
+               0.0 AS ex_week, coalesce(o.n_other, 0) * 1.0 AS ex_dup, price, sids
+        FROM day LEFT JOIN other o USING (person_id, facility_id, d)
+        UNION ALL
+        SELECT person_id, facility_id, strftime(wk, '%Y-%m'), 0.0,
+               greatest(0, s - {float(c['max_sessions_per_week'])}), 0.0, price, []
+        FROM wk),
+    pm AS (SELECT facility_id, period, person_id, sum(ex_day) AS ex_day,
+                  sum(ex_week) AS ex_week, sum(ex_dup) AS ex_dup,
+                  sum((ex_day + ex_week + ex_dup) * price) AS amt,
+                  flatten(list(sids) FILTER (WHERE ex_day > 0 OR ex_dup > 0)) AS sids
+           FROM excess GROUP BY ALL),
+    fired AS (SELECT * FROM pm
+              WHERE ex_day + ex_week + ex_dup >= {float(c['min_excess_sessions'])}),
+    sess AS (SELECT f.facility_id, f.period, list_distinct(flatten(list(d.sids))) AS sids
+             FROM fired f JOIN day d ON d.person_id = f.person_id
+              AND d.facility_id = f.facility_id AND strftime(d.d, '%Y-%m') = f.period
+             GROUP BY ALL),
+    fm AS (SELECT facility_id, period, count(*) AS patients, sum(ex_day) AS ex_day,
+                  sum(ex_week) AS ex_week, sum(ex_dup) AS ex_dup, sum(amt) AS amt,
+                  max(ex_day + ex_week + ex_dup) AS worst
+           FROM fired GROUP BY ALL)
+    SELECT 'facility' AS subject_type, fm.facility_id AS subject_id, fm.facility_id, fm.period,
+           least(1.0, 0.5 * fm.worst / {float(c['min_excess_sessions'])}
+                 * (1 + 0.1 * least(fm.patients - 1, 5))) AS score,
+           fm.amt AS amount,
+           to_json(struct_pack(patients := fm.patients, excess_daily := fm.ex_day,
+               excess_weekly := fm.ex_week, same_day_other_facility := fm.ex_dup,
+               max_excess_one_patient := fm.worst))::VARCHAR AS evidence,
+           list_slice(list_sort(s.sids), 1, {ctx.cap}) AS settlement_ids
+    FROM fm JOIN sess s USING (facility_id, period)
+    """)
+
+
+@detector("rehab_overbilling", title="康复理疗 rehabilitation over-billing", model="M17",
+          subjects=("settlement",), requires=("fee_lines",))
+def rehab_overbilling(ctx: Context) -> pd.DataFrame:
+    """Claims billing rehabilitation items more often per day than the catalogue allows.
+
+    Per claim, day and item, quantity above the item's ``max_qty_per_day`` (catalogue; else
+    ``default_max_qty_per_day``) is excess, as are items beyond ``max_items_per_day`` distinct
+    rehab items a day. Claims with >= ``min_excess_units`` excess units fire. Amount: excess
+    units x unit price.
+    """
+    c = ctx.cfg
+    return ctx.df(f"""
+    WITH rl AS (
+        SELECT l.settlement_id, l.item_code, l.service_time::DATE AS d, l.qty, l.unit_price,
+               coalesce(cat.max_qty_per_day, {float(c['default_max_qty_per_day'])}) AS cap
+        FROM fee_lines l JOIN catalogue cat USING (item_code)
+        WHERE cat.item_class IN {sql_list(c['item_classes'])} AND l.qty > 0),
+    di AS (SELECT settlement_id, item_code, d, sum(qty) AS q, any_value(cap) AS cap,
+                  avg(unit_price) AS price FROM rl GROUP BY ALL),
+    dd AS (SELECT settlement_id, d, count(*) AS items, min(price) AS min_price,
+                  sum(greatest(0, q - cap)) AS ex_qty,
+                  sum(greatest(0, q - cap) * price) AS ex_amt
+           FROM di GROUP BY ALL),
+    st AS (SELECT settlement_id, sum(ex_qty) AS ex_qty,
+                  sum(greatest(0, items - {int(c['max_items_per_day'])})) AS ex_items,
+                  sum(ex_amt + greatest(0, items - {int(c['max_items_per_day'])}) * min_price)
+                      AS amt,
+                  max(items) AS max_items, count(*) AS rehab_days
+           FROM dd GROUP BY 1)
+    SELECT 'settlement' AS subject_type, st.settlement_id AS subject_id, s.facility_id,
+           strftime(s.admission_time, '%Y-%m') AS period,
+           least(1.0, 0.5 * (st.ex_qty + st.ex_items) / {float(c['min_excess_units'])}) AS score,
+           st.amt AS amount,
+           to_json(struct_pack(person_id := s.person_id, staff_id := s.attending_staff_id,
+               excess_units_over_daily_cap := st.ex_qty,
+               excess_items_over_daily_limit := st.ex_items,
+               max_rehab_items_one_day := st.max_items, rehab_days := st.rehab_days))::VARCHAR
+               AS evidence,
+           [st.settlement_id] AS settlement_ids
+    FROM st JOIN settlements s USING (settlement_id)
+    WHERE st.ex_qty + st.ex_items >= {float(c['min_excess_units'])}
+    """)
+
+
+@detector("care_after_death", title="死亡后就医 care after death", model="M20",
+          subjects=("person", "staff"))
+def care_after_death(ctx: Context) -> pd.DataFrame:
+    """Settlements of persons after their death date, and claims written by dead staff.
+
+    A settlement starting more than ``grace_days`` after ``persons.death_date`` (civil-affairs /
+    funeral data) is care after death; one lead per person lists them. Settlements whose
+    attending doctor died or was deregistered before the visit give one lead per staff member.
+    """
+    g = int(ctx.cfg["grace_days"])
+    n_dead = ctx.con.execute(
+        "SELECT (SELECT count(*) FROM persons WHERE death_date IS NOT NULL)"
+        " + (SELECT count(*) FROM staff WHERE death_date IS NOT NULL)").fetchone()[0]
+    if not n_dead:
+        raise SkipDetector("no death dates recorded (persons.death_date, staff.death_date)")
+    return ctx.df(f"""
+    WITH pa AS (
+        SELECT s.person_id, s.settlement_id, s.facility_id, s.fund_paid, s.admission_time,
+               p.death_date
+        FROM settlements s JOIN persons p USING (person_id)
+        WHERE p.death_date IS NOT NULL AND s.admission_time::DATE > p.death_date + {g}),
+    sa AS (
+        SELECT s.attending_staff_id AS staff_id, s.settlement_id, s.facility_id, s.fund_paid,
+               s.admission_time, st.death_date
+        FROM settlements s JOIN staff st ON st.staff_id = s.attending_staff_id
+        WHERE st.death_date IS NOT NULL AND s.admission_time::DATE > st.death_date + {g})
+    SELECT 'person' AS subject_type, person_id AS subject_id, mode(facility_id) AS facility_id,
+           strftime(min(admission_time), '%Y-%m') AS period,
+           least(1.0, 0.8 + 0.05 * count(*)) AS score, sum(fund_paid) AS amount,
+           to_json(struct_pack(death_date := any_value(death_date), settlements := count(*),
+               first_after_death := min(admission_time)::DATE,
+               facilities := count(DISTINCT facility_id)))::VARCHAR AS evidence,
+           {ids('settlement_id', ctx)} AS settlement_ids
+    FROM pa GROUP BY person_id
+    UNION ALL
+    SELECT 'staff', staff_id, mode(facility_id), strftime(min(admission_time), '%Y-%m'),
+           least(1.0, 0.8 + 0.05 * count(*)), sum(fund_paid),
+           to_json(struct_pack(death_date := any_value(death_date), settlements := count(*),
+               first_after_death := min(admission_time)::DATE,
+               facilities := count(DISTINCT facility_id)))::VARCHAR,
+           {ids('settlement_id', ctx)}
+    FROM sa GROUP BY staff_id
+    """)
