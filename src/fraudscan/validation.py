@@ -413,7 +413,7 @@ def _key_index(fr: _Frame, col: str, exclude: np.ndarray | None = None) -> pd.Se
     rows = pd.Series(fr.rows, index=s.index)
     keep = s.notna().to_numpy()
     if exclude is not None:
-        keep &= ~exclude
+        keep = keep & ~exclude
     s, rows = s[keep], rows[keep]
     first = ~s.duplicated(keep="first").to_numpy()
     return pd.Series(rows.to_numpy()[first], index=s.to_numpy()[first])
@@ -442,7 +442,9 @@ def _cross_checks(frames: dict[str, _Frame], issues: list[_Issue]) -> None:
     fl, st, cat = frames.get("fee_lines"), frames.get("settlements"), frames.get("catalogue")
     if fl is not None and st is not None and len(fl.raw):
         sums = pd.DataFrame({"s": fl.typed["settlement_id"], "a": fl.typed["amount"]}) \
-            .groupby("s", sort=False)["a"].agg(["sum", "size"])
+            .groupby("s", sort=False)["a"].agg(["sum", "size", "count"])
+        # A settlement with an unreadable line amount is not compared (that line is reported).
+        sums.loc[sums["count"] < sums["size"], "sum"] = np.nan
         sid = st.typed["settlement_id"]
         line_sum = sid.map(sums["sum"]).to_numpy(dtype="float64")
         line_n = sid.map(sums["size"]).to_numpy(dtype="float64")

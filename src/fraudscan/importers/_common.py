@@ -55,14 +55,21 @@ def _raw_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _bad_utf8_row(path: Path) -> tuple[int, str]:
-    """Find the first line that is not UTF-8 (only on the error path)."""
-    for i, line in enumerate(_raw_bytes(path).split(b"\n")):
+def _bad_utf8_row(path: Path) -> tuple[int | None, str | None, str]:
+    """Find the first data row that is not UTF-8 and its field (only on the error path)."""
+    lines = _raw_bytes(path).split(b"\n")
+    header = next(csv.reader([lines[0].decode("utf-8", "replace").lstrip("\ufeff")]), [])
+    for i, line in enumerate(lines):
         try:
             line.decode("utf-8")
         except UnicodeDecodeError as e:
-            return i, f"byte {line[e.start:e.start + 1]!r} at column {e.start + 1}"
-    return 0, "invalid data"
+            text = line.decode("utf-8", "replace")
+            cells = next(csv.reader([text]), [])
+            col = next((k for k, c in enumerate(cells) if "\ufffd" in c), None)
+            fld = header[col].strip() if col is not None and col < len(header) and i else None
+            what = f"byte {line[e.start:e.start + 1]!r} at column {e.start + 1}"
+            return (i or None), fld, what
+    return None, None, "invalid data"
 
 
 def read_csv_text(path: Path, *, display: str | None = None,
@@ -77,9 +84,9 @@ def read_csv_text(path: Path, *, display: str | None = None,
         with _open_text(path) as f:
             header = next(csv.reader(f), None)
     except UnicodeDecodeError:
-        row, what = _bad_utf8_row(path)
+        row, fld, what = _bad_utf8_row(path)
         raise DataError(f"not UTF-8 text ({what}); save the file as UTF-8",
-                        file=name, row=row if row else None) from None
+                        file=name, row=row, field=fld) from None
     if not header or not any(h.strip() for h in header):
         raise DataError("the file is empty or has no header row", file=name)
     header = [h.strip() for h in header]
@@ -87,11 +94,13 @@ def read_csv_text(path: Path, *, display: str | None = None,
     if dups:
         raise DataError(f"column(s) {', '.join(dups)} appear more than once in the header",
                         file=name, field=dups[0])
-    invalid: list[tuple[int | None, str]] = []
+    invalid: list[tuple[int | None, str, str | None]] = []
 
     def on_invalid(r: pacsv.InvalidRow) -> str:
+        # A short row is missing its last fields: name the first one that is absent.
+        absent = header[r.actual_columns] if r.actual_columns < len(header) else None
         invalid.append((r.number, f"expected {r.expected_columns} fields, got "
-                                  f"{r.actual_columns}"))
+                                  f"{r.actual_columns}", absent))
         return "skip"
 
     def read(threads: bool) -> pa.Table:
@@ -115,16 +124,16 @@ def read_csv_text(path: Path, *, display: str | None = None,
     except pa.ArrowInvalid as e:
         msg = str(e)
         if "UTF8" in msg or "utf8" in msg.lower():
-            row, what = _bad_utf8_row(path)
+            row, fld, what = _bad_utf8_row(path)
             raise DataError(f"not UTF-8 text ({what}); save the file as UTF-8",
-                            file=name, row=row if row else None) from None
+                            file=name, row=row, field=fld) from None
         raise DataError(f"malformed CSV: {msg}", file=name) from None
     if invalid:
-        number, what = invalid[0]
+        number, what, absent = invalid[0]
         # Arrow counts the header as row 1 of the file; data rows are counted without it.
         row = number - 1 if number else None
         more = f" ({len(invalid)} such rows)" if len(invalid) > 1 else ""
-        raise DataError(f"malformed CSV row: {what}{more}", file=name, row=row)
+        raise DataError(f"malformed CSV row: {what}{more}", file=name, row=row, field=absent)
     df = t.to_pandas().astype(object)
     return df.where(df.notna(), None)
 
