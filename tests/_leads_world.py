@@ -364,3 +364,23 @@ TEST_CONFIG = {
     "doctor_shopping": {"min_facilities": 4, "min_visits": 12},
 }
 """Overrides for worlds this small (peers and volumes are tiny)."""
+
+
+def ring_world(w: World, positive: bool = True, ring: str = "RING1", n: int = 6,
+               village: str = "VR", facility: str = "H2", start: date = D0) -> list[str]:
+    """A collusion ring: ``n`` villagers admitted together to ``facility`` three times a year.
+
+    The near miss admits the same villagers at the same facility, but weeks apart.
+    """
+    people = [w.person(village=village) for _ in range(n)]
+    for k in range(3):
+        for i, p in enumerate(people):
+            gap = (i % 2) if positive else 9 * i
+            w.stay(p, facility, start + timedelta(days=60 * k + gap), 4, "M47",
+                   [("BED01", 1), ("NUR01", 1), ("CON01", 1)])
+    if positive:
+        for p in people:
+            w.label("person", p, "collusion_ring", group_id=ring)
+        w.label("facility", facility, "collusion_ring", group_id=ring)
+        w.label("ring", ring, "collusion_ring", group_id=ring)
+    return people

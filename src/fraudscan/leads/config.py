@@ -25,10 +25,14 @@ class ConfigError(FraudscanError):
     """A thresholds file cannot be read or names something unknown."""
 
 
+def packaged_yaml(package: str, filename: str) -> Config:
+    """A YAML file shipped inside ``package`` (a fresh copy each call)."""
+    return yaml.safe_load(resources.files(package).joinpath(filename).read_text("utf-8"))
+
+
 def default_config() -> Config:
-    """The packaged defaults (a fresh copy each call, so callers may mutate it)."""
-    text = resources.files("fraudscan.leads").joinpath("thresholds.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
+    """The packaged screening-model defaults (a fresh copy each call, so callers may mutate it)."""
+    return packaged_yaml("fraudscan.leads", "thresholds.yaml")
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -46,13 +50,16 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], where: str) -> dict[st
 
 def load_config(
     config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    base: Config | None = None,
 ) -> Config:
-    """Defaults overridden by ``config`` (a YAML path or a mapping); unknown keys are an error.
+    """Defaults (``base``, else the screening thresholds) overridden by ``config``.
 
-    Unknown keys fail loudly because a misspelt threshold silently falling back to the default
-    is the worst outcome for an inspector tuning a pooling area.
+    ``config`` is a YAML path or a mapping. Unknown keys fail loudly because a misspelt
+    threshold silently falling back to the default is the worst outcome for an inspector tuning
+    a pooling area.
     """
-    base = default_config()
+    base = default_config() if base is None else base
     if config is None:
         return base
     if isinstance(config, Mapping):
