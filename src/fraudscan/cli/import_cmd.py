@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from fraudscan.cli._common import console, progress, user_errors
+from fraudscan.cli._common import console, err_console, progress, user_errors
 
 import_app = typer.Typer(
     name="import",
@@ -29,10 +29,17 @@ LENIENT_OPT = typer.Option(
 
 
 def _run(description: str, fn: Callable[..., object], *args: object, **kw: object) -> None:
+    from fraudscan.validation import ValidationError
     from fraudscan.workspace import Workspace
 
-    with progress(description) as advance:
-        ws = fn(*args, step=lambda d: advance(1, f"{description}: {d}"), **kw)
+    try:
+        with progress(description) as advance:
+            ws = fn(*args, step=lambda d: advance(1, f"{description}: {d}"), **kw)
+    except ValidationError as e:
+        # One problem per line, never wrapped, so the lines can be grepped and pasted.
+        err_console.print("[bold red]error:[/] ", end="")
+        err_console.print(str(e), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     assert isinstance(ws, Workspace)
     print_import_summary(ws)
 
@@ -54,7 +61,8 @@ def print_import_summary(ws: object) -> None:
         console.print(f"[yellow]{total:,} row(s) rejected[/]; reasons in "
                       f"{ws.rejects_dir / 'rejects.parquet'}")  # type: ignore[attr-defined]
     for file, cols in rep.get("ignored_columns", {}).items():
-        console.print(f"ignored columns in {file}: {', '.join(cols)}", highlight=False)
+        console.print(f"ignored columns in {file}: {', '.join(cols)}", highlight=False,
+                      markup=False, soft_wrap=True)
 
 
 @import_app.command("canonical")
