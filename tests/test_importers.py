@@ -189,8 +189,8 @@ def test_nhsa_missing_required_field_names_file_and_field(tmp_path: Path) -> Non
     d = write_nhsa(tmp_path / "in")
     df = pd.read_csv(d / "feedetail.csv", dtype=str)
     df.drop(columns="det_item_fee_sumamt").to_csv(d / "feedetail.csv", index=False)
-    with pytest.raises(ValidationError, match="feedetail.csv, field det_item_fee_sumamt: "
-                                              "required column is missing"):
+    with pytest.raises(ValidationError, match=r"feedetail\.csv, field det_item_fee_sumamt: "
+                                              r"required column is missing"):
         import_nhsa(d, tmp_path / "ws")
 
 
