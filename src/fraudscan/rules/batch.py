@@ -1,0 +1,543 @@
+"""Batch screening: every rule version as set-wise SQL on DuckDB, written to ``rule_findings``.
+
+The fee lines are joined once to their settlement, person, facility and catalogue row into a
+temporary line-context table; each check template then compiles one rule version (its parameters,
+knowledge items inlined as ``VALUES`` lists, its period of force) to one ``INSERT ... SELECT``.
+The single-claim twin of each template is in :mod:`fraudscan.rules.checks`; both follow the
+conventions written there and in docs/rules.md.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from fraudscan import schema
+from fraudscan.rules.checks import NEONATE_DAYS, PRICE_TOL, SUSPENSION_MAX_DAYS
+from fraudscan.rules.model import Rule, RuleSet, load_rules
+from fraudscan.workspace import Workspace
+
+EPS = 1e-9
+
+FINDINGS_DDL = """
+CREATE OR REPLACE TABLE rule_findings (
+    rule_id VARCHAR, rule_version INTEGER, action VARCHAR, severity VARCHAR,
+    settlement_id VARCHAR, line_id VARCHAR, person_id VARCHAR, facility_id VARCHAR,
+    staff_id VARCHAR, service_date DATE, amount DOUBLE, message VARCHAR)
+"""
+
+
+@dataclass
+class ScreenResult:
+    """What a screening run did: findings per rule version and the time it took."""
+
+    n_lines: int
+    n_settlements: int
+    n_findings: int
+    seconds: float
+    per_rule: pd.DataFrame
+
+    @property
+    def lines_per_second(self) -> float:
+        return self.n_lines / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _q(s: str) -> str:
+    return "'" + str(s).replace("'", "''") + "'"
+
+
+def _list(xs: Iterable[str]) -> str:
+    xs = list(xs)
+    return "(" + ", ".join(_q(x) for x in xs) + ")" if xs else "(NULL)"
+
+
+def _values(rows: Sequence[Sequence[object]], cols: Sequence[str]) -> str:
+    def lit(v: object) -> str:
+        if v is None:
+            return "NULL"
+        if isinstance(v, bool):
+            return "TRUE" if v else "FALSE"
+        if isinstance(v, int | float):
+            return repr(v)
+        return _q(str(v))
+
+    body = ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
+    return f"(VALUES {body}) AS k({', '.join(cols)})"
+
+
+def _period(r: Rule, col: str) -> str:
+    to = f"DATE '{r.effective_to.isoformat()}'" if r.effective_to else "DATE '9999-12-31'"
+    return f"{col} BETWEEN DATE '{r.effective_from.isoformat()}' AND {to}"
+
+
+def _classes(r: Rule, key: str = "classes") -> str:
+    return f"item_class IN {_list(r.params.get(key, schema.ITEM_CLASSES))}"
+
+
+def _head(r: Rule) -> str:
+    return (f"{_q(r.id)}, {r.version}, {_q(r.action)}, {_q(r.severity)}")
+
+
+def _line_select(r: Rule, src: str, where: str, amount: str = "amount") -> str:
+    return (f"SELECT {_head(r)}, settlement_id, line_id, person_id, facility_id, staff_eff, d, "
+            f"round({amount}, 2), {_q(r.message)} FROM {src} WHERE qty > 0 AND {_period(r, 'd')}"
+            f" AND ({where})")
+
+
+def _claim_select(r: Rule, src: str, where: str, amount: str = "s.total_amount") -> str:
+    return (f"SELECT {_head(r)}, s.settlement_id, NULL, s.person_id, s.facility_id, "
+            f"s.attending_staff_id, CAST(s.admission_time AS DATE), round({amount}, 2), "
+            f"{_q(r.message)} FROM {src} WHERE "
+            f"{_period(r, 'CAST(s.admission_time AS DATE)')} AND ({where})")
+
+
+# ---------------------------------------------------------------------------------------------
+# check templates → SQL
+# ---------------------------------------------------------------------------------------------
+
+_AGE_SQL = {
+    "neonate": f"age_max_days <= {NEONATE_DAYS} AND (age > age_max_days OR "
+               "age < coalesce(age_min_days, 0))",
+    "child_only": f"age_max_days > {NEONATE_DAYS} AND coalesce(age_min_days, 0) = 0 "
+                  "AND age > age_max_days",
+    "child_band": f"age_max_days > {NEONATE_DAYS} AND coalesce(age_min_days, 0) > 0 "
+                  "AND (age < age_min_days OR age > age_max_days)",
+    "adult_only": "age_max_days IS NULL AND coalesce(age_min_days, 0) > 0 AND age < age_min_days",
+    "any_non_neonate": "(age_min_days IS NOT NULL OR age_max_days IS NOT NULL) AND "
+                       f"NOT coalesce(age_max_days <= {NEONATE_DAYS}, false) AND "
+                       "(age < coalesce(age_min_days, 0) OR age > coalesce(age_max_days, "
+                       "1000000000))",
+}
+
+
+def sql_item_sex(r: Rule) -> str:
+    return _line_select(r, "_rs_lc", f"{_classes(r)} AND sex_limit IS NOT NULL AND "
+                        "sex IN ('1', '2') AND sex <> sex_limit")
+
+
+def sql_item_age(r: Rule) -> str:
+    return _line_select(r, "_rs_lc", f"{_classes(r)} AND age IS NOT NULL AND "
+                        f"({_AGE_SQL[r.params['band']]})")
+
+
+def sql_item_insurance(r: Rule) -> str:
+    wi = "true" if r.params["group"] == "work_injury" else "false"
+    return _line_select(r, "_rs_lc", f"{_classes(r)} AND ins_l IS NOT NULL AND "
+                        f"list_contains(ins_l, '410') = {wi} AND "
+                        "NOT list_contains(ins_l, insurance_type)")
+
+
+def sql_item_facility_level(r: Rule) -> str:
+    return _line_select(r, "_rs_lc", f"{_classes(r)} AND min_facility_level IS NOT NULL AND "
+                        "coalesce(level, 0) < min_facility_level")
+
+
+def sql_item_care_mode(r: Rule) -> str:
+    return _line_select(r, "_rs_lc", f"{_classes(r)} AND care_l IS NOT NULL AND "
+                        "NOT list_contains(care_l, medical_type)")
+
+
+def sql_item_indication(r: Rule) -> str:
+    base = (f"qty > 0 AND {_period(r, 'd')} AND {_classes(r)} AND ind_l IS NOT NULL "
+            "AND NOT appr")
+    src = (f"(SELECT * FROM _rs_lc WHERE {base} AND line_id NOT IN ("
+           f"SELECT DISTINCT x.line_id FROM (SELECT line_id, settlement_id, unnest(ind_l) AS p "
+           f"FROM _rs_lc WHERE {base}) x JOIN _rs_dx dx ON dx.settlement_id = x.settlement_id "
+           "AND starts_with(dx.code, x.p)))")
+    return _line_select(r, src, "true")
+
+
+def sql_item_department(r: Rule) -> str:
+    return _line_select(r, "_rs_lc", f"{_classes(r)} AND dept_l IS NOT NULL AND dept IS NOT "
+                        "NULL AND NOT list_contains(dept_l, dept)")
+
+
+def sql_item_days_supply(r: Rule) -> str:
+    return _line_select(r, "_rs_lc", f"{_classes(r)} AND max_days_supply IS NOT NULL AND "
+                        "days_supply IS NOT NULL AND days_supply > max_days_supply")
+
+
+def sql_item_qty_per_day(r: Rule) -> str:
+    per_day = "(qty / greatest(coalesce(days_supply, 1), 1))"
+    return _line_select(r, "_rs_lc", f"{_classes(r)} AND max_qty_per_day IS NOT NULL AND "
+                        f"{per_day} > max_qty_per_day + {EPS}",
+                        f"amount * (1 - max_qty_per_day / {per_day})")
+
+
+def sql_item_frequency(r: Rule) -> str:
+    dc = f"item_class IN {_list(r.params['day_classes'])}"
+    sc = f"item_class IN {_list(r.params['stay_classes'])}"
+    src = (f"(SELECT *, CASE WHEN max_qty_per_day IS NOT NULL AND {dc} AND "
+           f"day_sum > max_qty_per_day + {EPS} THEN (day_sum - max_qty_per_day) / day_sum "
+           f"ELSE 0 END AS f_day, CASE WHEN max_per_stay IS NOT NULL AND {sc} AND "
+           f"stay_sum > max_per_stay + {EPS} THEN (stay_sum - max_per_stay) / stay_sum "
+           "ELSE 0 END AS f_stay FROM (SELECT *, "
+           "sum(qty) OVER (PARTITION BY settlement_id, item_code, d) AS day_sum, "
+           "sum(qty) OVER (PARTITION BY settlement_id, item_code) AS stay_sum FROM _rs_lc "
+           f"WHERE (max_qty_per_day IS NOT NULL AND {dc}) OR (max_per_stay IS NOT NULL AND "
+           f"{sc})))")
+    return _line_select(r, src, "greatest(f_day, f_stay) > 0",
+                        "amount * greatest(f_day, f_stay)")
+
+
+def sql_item_price_cap(r: Rule) -> str:
+    cap = ("(CASE least(greatest(coalesce(level, 0), 1), 3) WHEN 1 THEN price_cap_lv1 "
+           "WHEN 2 THEN price_cap_lv2 ELSE price_cap_lv3 END)")
+    return _line_select(r, "_rs_lc", f"{_classes(r)} AND {cap} IS NOT NULL AND "
+                        f"unit_price > {cap} + {PRICE_TOL}", f"(unit_price - {cap}) * qty")
+
+
+def sql_item_course(r: Rule) -> str:
+    src = ("(SELECT *, min(d) OVER (PARTITION BY person_id, item_code) AS first_d FROM _rs_lc "
+           "WHERE course_days IS NOT NULL AND qty > 0)")
+    return _line_select(r, src, f"{_classes(r)} AND date_diff('day', first_d, d) >= course_days")
+
+
+def sql_item_period(r: Rule, periods: Sequence[int]) -> str:
+    parts = []
+    for p in periods:
+        parts.append(
+            f"SELECT *, sum(qty) OVER (PARTITION BY person_id, item_code ORDER BY d RANGE "
+            f"BETWEEN INTERVAL {max(int(p) - 1, 0)} DAY PRECEDING AND CURRENT ROW) AS win "
+            f"FROM _rs_lc WHERE period_days = {int(p)} AND max_per_period IS NOT NULL")
+    if not parts:
+        return ""
+    src = "(" + " UNION ALL ".join(parts) + ")"
+    return _line_select(r, src, f"{_classes(r)} AND win > max_per_period + {EPS}")
+
+
+def sql_item_trace_missing(r: Rule) -> str:
+    mts = r.params.get("medical_types")
+    scope = f" AND medical_type IN {_list(mts)}" if mts is not None else ""
+    return _line_select(r, "_rs_lc", f"{_classes(r)} AND trace_required{scope} AND line_id NOT "
+                        "IN (SELECT line_id FROM trace_scans WHERE line_id IS NOT NULL)")
+
+
+def sql_item_staff_status(r: Rule) -> str:
+    src = ("(SELECT lc.*, st.qualification_status, st.status_from, st.status_to, "
+           "st.death_date AS staff_death FROM _rs_lc lc JOIN staff st "
+           "ON st.staff_id = lc.staff_eff)")
+    return _line_select(r, src, "(qualification_status IN ('suspended', 'terminated') AND "
+                        "(status_from IS NULL OR d >= status_from) AND (status_to IS NULL OR "
+                        "d <= status_to)) OR (staff_death IS NOT NULL AND d > staff_death)")
+
+
+def sql_item_listed(r: Rule) -> str:
+    codes = _list(kp["code"] for kp in r.knowledge)
+    net = " AND internet" if r.params.get("internet_only") else ""
+    return _line_select(r, "_rs_lc", f"item_code IN {codes}{net}")
+
+
+def sql_pair_duplicate(r: Rule) -> str:
+    k = _values([(kp["a"], kp["b"]) for kp in r.knowledge], ("a", "b"))
+    src = (f"(SELECT lc.* FROM _rs_lc lc JOIN (SELECT DISTINCT p.settlement_id, p.d, k.b FROM "
+           f"(SELECT DISTINCT settlement_id, d, item_code FROM _rs_lc WHERE qty > 0) p "
+           f"JOIN {k} ON p.item_code = k.a) h ON h.settlement_id = lc.settlement_id AND "
+           "h.d = lc.d AND h.b = lc.item_code)")
+    return _line_select(r, src, "true")
+
+
+def sql_pair_included(r: Rule) -> str:
+    k = _values([(kp["service"], kp["consumable"]) for kp in r.knowledge], ("a", "b"))
+    src = (f"(SELECT lc.* FROM _rs_lc lc JOIN (SELECT DISTINCT p.settlement_id, k.b FROM "
+           f"(SELECT DISTINCT settlement_id, item_code FROM _rs_lc WHERE qty > 0) p "
+           f"JOIN {k} ON p.item_code = k.a) h ON h.settlement_id = lc.settlement_id AND "
+           "h.b = lc.item_code)")
+    return _line_select(r, src, "true")
+
+
+def sql_unbundle(r: Rule) -> str:
+    parts = []
+    for kp in r.knowledge:
+        comps = _list(kp["components"])
+        n = len(set(kp["components"]))
+        parts.append(
+            f"SELECT lc.* FROM _rs_lc lc JOIN (SELECT settlement_id, d FROM _rs_lc WHERE "
+            f"qty > 0 AND item_code IN {comps} GROUP BY 1, 2 HAVING count(DISTINCT item_code) "
+            f"= {n}) h USING (settlement_id, d) WHERE lc.item_code IN {comps}")
+    src = ("(SELECT * FROM (" + " UNION ALL ".join(parts) + ") WHERE qty > 0 "
+           "QUALIFY row_number() OVER (PARTITION BY line_id) = 1)")
+    return _line_select(r, src, "true")
+
+
+def sql_surgery_discount(r: Rule) -> str:
+    rate = float(r.params["rate"])
+    parts = []
+    for kp in r.knowledge:
+        parts.append(
+            "SELECT *, row_number() OVER (PARTITION BY settlement_id, d ORDER BY "
+            "cat_price DESC, item_code, line_id) AS rn FROM _rs_lc "
+            f"WHERE qty > 0 AND cat_price IS NOT NULL AND item_code IN {_list(kp['codes'])}")
+    src = "(" + " UNION ALL ".join(parts) + ")"
+    allowed = f"({rate} * cat_price)"
+    return _line_select(r, src, f"rn >= 2 AND unit_price > {allowed} + {PRICE_TOL}",
+                        f"(unit_price - {allowed}) * qty")
+
+
+def sql_companion_missing(r: Rule) -> str:
+    k = _values([(kp["item"], c) for kp in r.knowledge for c in kp["companions"]],
+                ("item", "comp"))
+    items = _list(kp["item"] for kp in r.knowledge)
+    src = (f"(SELECT * FROM _rs_lc lc WHERE item_code IN {items} AND NOT EXISTS (SELECT 1 FROM "
+           f"_rs_lc o JOIN {k} ON o.item_code = k.comp WHERE k.item = lc.item_code AND "
+           "o.settlement_id = lc.settlement_id AND o.qty > 0))")
+    return _line_select(r, src, "true")
+
+
+def sql_duplicate_drug(r: Rule) -> str:
+    excl = r.params.get("excluded_medical_types", [])
+    grace = int(r.params.get("grace_days", 0))
+    drugs = f"item_class IN {_list(schema.DRUG_CLASSES)}"
+    base = f"qty > 0 AND {drugs} AND medical_type NOT IN {_list(excl)}"
+    src = (
+        "(SELECT * FROM ("
+        "SELECT lc.*, "
+        "max(CASE WHEN lc.days_supply > 0 THEN lc.d + CAST(lc.days_supply AS INTEGER) END) "
+        "OVER (PARTITION BY lc.person_id, lc.item_code ORDER BY lc.d, lc.adm_ts, "
+        "lc.settlement_id, lc.line_id "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end, "
+        "g.n_items FROM (SELECT * FROM _rs_lc WHERE " + base + ") lc "
+        "LEFT JOIN (SELECT settlement_id, d, drug_group, count(DISTINCT item_code) AS n_items "
+        f"FROM _rs_lc WHERE {base} AND drug_group IS NOT NULL GROUP BY 1, 2, 3) g "
+        "ON g.settlement_id = lc.settlement_id AND g.d = lc.d AND g.drug_group = lc.drug_group)"
+        f" WHERE coalesce(n_items, 0) > 1 OR (days_supply > 0 AND prev_end IS NOT NULL AND "
+        f"prev_end - {grace} > d))")
+    return _line_select(r, src, "true")
+
+
+def sql_fee_outside_stay(r: Rule) -> str:
+    return _line_select(r, "_rs_lc", f"medical_type IN {_list(r.params['medical_types'])} AND "
+                        "NOT dd AND (d < adm_d OR d > dis_d)")
+
+
+def sql_trace_reused(r: Rule) -> str:
+    src = ("(SELECT * FROM _rs_lc WHERE line_id IN (SELECT line_id FROM (SELECT line_id, "
+           "row_number() OVER (PARTITION BY trace_code ORDER BY adm_ts, settlement_id, line_id) "
+           "AS rn FROM (SELECT DISTINCT t.trace_code, lc.line_id, lc.settlement_id, lc.adm_ts "
+           "FROM trace_scans t JOIN _rs_lc lc ON lc.line_id = t.line_id WHERE lc.qty > 0)) "
+           "WHERE rn > 1))")
+    return _line_select(r, src, "true")
+
+
+def _prefix_claims(r: Rule, codes_sql: str, cond: str, cols: Sequence[str],
+                   rows: list[tuple[object, ...]]) -> str:
+    k = _values(rows, cols)
+    src = ("settlements s JOIN persons p ON p.person_id = s.person_id")
+    where = (f"s.settlement_id IN (SELECT DISTINCT c.settlement_id FROM ({codes_sql}) c "
+             f"JOIN settlements s2 ON s2.settlement_id = c.settlement_id JOIN persons p2 ON "
+             f"p2.person_id = s2.person_id JOIN {k} ON starts_with(c.code, k.prefix) "
+             f"WHERE {cond})")
+    return _claim_select(r, src, where, "0.0")
+
+
+def sql_diagnosis_sex(r: Rule) -> str:
+    rows = [(kp["sex"], p) for kp in r.knowledge for p in kp["prefixes"]]
+    return _prefix_claims(r, "SELECT settlement_id, code FROM _rs_dx",
+                          "p2.sex IN ('1', '2') AND p2.sex <> k.sex", ("sex", "prefix"), rows)
+
+
+def sql_procedure_sex(r: Rule) -> str:
+    rows = [(kp["sex"], p) for kp in r.knowledge for p in kp["prefixes"]]
+    return _prefix_claims(r, "SELECT settlement_id, procedure_code AS code FROM procedures",
+                          "p2.sex IN ('1', '2') AND p2.sex <> k.sex", ("sex", "prefix"), rows)
+
+
+def sql_diagnosis_age(r: Rule) -> str:
+    rows = [(p, int(kp["age_min_days"]), int(kp["age_max_days"]))
+            for kp in r.knowledge for p in kp["prefixes"]]
+    age = "date_diff('day', p2.birth_date, CAST(s2.admission_time AS DATE))"
+    return _prefix_claims(r, "SELECT settlement_id, code FROM _rs_dx",
+                          f"p2.birth_date IS NOT NULL AND ({age} < k.lo OR {age} > k.hi)",
+                          ("prefix", "lo", "hi"), rows)
+
+
+def sql_outpatient_in_stay(r: Rule) -> str:
+    ip = _list(r.params["inpatient_types"])
+    ex = _list(r.params.get("exempt_types", []))
+    where = (f"s.medical_type NOT IN {ip} AND s.medical_type NOT IN {ex} AND s.settlement_id "
+             f"IN (SELECT o.settlement_id FROM settlements o JOIN settlements t ON "
+             f"t.person_id = o.person_id AND t.medical_type IN {ip} AND "
+             "t.settlement_id <> o.settlement_id AND t.admission_time < o.admission_time AND "
+             "o.admission_time < t.discharge_time)")
+    return _claim_select(r, "settlements s", where)
+
+
+def sql_overlapping_stay(r: Rule) -> str:
+    ip = _list(r.params["inpatient_types"])
+    where = (f"s.medical_type IN {ip} AND s.settlement_id IN (SELECT a.settlement_id FROM "
+             f"settlements a JOIN settlements t ON t.person_id = a.person_id AND "
+             f"t.medical_type IN {ip} AND a.medical_type IN {ip} AND "
+             "t.settlement_id <> a.settlement_id AND (t.admission_time < a.admission_time OR "
+             "(t.admission_time = a.admission_time AND t.settlement_id < a.settlement_id)) AND "
+             "t.admission_time < a.discharge_time AND a.admission_time < t.discharge_time)")
+    return _claim_select(r, "settlements s", where)
+
+
+def sql_after_death(r: Rule) -> str:
+    src = "settlements s JOIN persons p ON p.person_id = s.person_id"
+    where = ("p.death_date IS NOT NULL AND (CAST(s.admission_time AS DATE) > p.death_date OR "
+             "s.settlement_id IN (SELECT settlement_id FROM _rs_lc lc WHERE lc.death_date IS "
+             "NOT NULL AND lc.d > lc.death_date))")
+    return _claim_select(r, src, where)
+
+
+def sql_too_many_drugs(r: Rule) -> str:
+    excl = _list(r.params.get("excluded_medical_types", []))
+    g = (f"SELECT settlement_id, coalesce(nullif(prescription_no, ''), '@' || CAST(d AS VARCHAR))"
+         f" AS rx, count(DISTINCT item_code) AS n, sum(amount) AS amt FROM _rs_lc WHERE qty > 0 "
+         f"AND {_classes(r)} AND medical_type NOT IN {excl} GROUP BY 1, 2")
+    src = (f"settlements s JOIN (SELECT settlement_id, sum(amt) AS amt FROM ({g}) WHERE n > "
+           f"{int(r.params['max_kinds'])} GROUP BY 1) v ON v.settlement_id = s.settlement_id")
+    return _claim_select(r, src, "true", "v.amt")
+
+
+def sql_split_admission(r: Rule) -> str:
+    ip = _list(r.params["inpatient_types"])
+    n = int(r.params.get("dx_prefix_len", 3))
+    days = int(r.params["days"])
+    where = (f"s.medical_type IN {ip} AND NOT coalesce(s.planned_readmission, false) AND "
+             "nullif(s.main_diagnosis, '') IS NOT NULL AND s.settlement_id IN (SELECT "
+             "a.settlement_id FROM settlements a JOIN settlements t ON t.person_id = a.person_id "
+             f"AND t.facility_id = a.facility_id AND t.settlement_id <> a.settlement_id AND "
+             f"t.medical_type IN {ip} AND nullif(t.main_diagnosis, '') IS NOT NULL AND "
+             f"left(t.main_diagnosis, {n}) = left(a.main_diagnosis, {n}) AND "
+             "t.discharge_time <= a.admission_time AND date_diff('day', "
+             "CAST(t.discharge_time AS DATE), CAST(a.admission_time AS DATE)) <= " + str(days)
+             + ")")
+    return _claim_select(r, "settlements s", where)
+
+
+def sql_person_suspended(r: Rule) -> str:
+    src = "settlements s JOIN persons p ON p.person_id = s.person_id"
+    adm = "CAST(s.admission_time AS DATE)"
+    where = (f"p.settlement_restricted_until IS NOT NULL AND {adm} <= "
+             f"p.settlement_restricted_until AND {adm} > p.settlement_restricted_until - "
+             f"{SUSPENSION_MAX_DAYS}")
+    return _claim_select(r, src, where)
+
+
+SQL: dict[str, Callable[..., str]] = {
+    name[4:]: fn for name, fn in globals().items() if name.startswith("sql_") and callable(fn)
+}
+
+# ---------------------------------------------------------------------------------------------
+
+
+_SETUP = ("""
+CREATE OR REPLACE TEMP TABLE _rs_lc AS
+SELECT l.line_id, l.settlement_id, CAST(l.service_time AS DATE) AS d, l.item_code, l.qty,
+       l.unit_price, l.amount, l.days_supply,
+       coalesce(l.staff_id, s.attending_staff_id) AS staff_eff,
+       coalesce(l.department, s.department) AS dept, l.prescription_no,
+       coalesce(l.approval_flag, false) AS appr, coalesce(l.discharge_drug, false) AS dd,
+       s.person_id, s.facility_id, s.medical_type, s.insurance_type,
+       s.admission_time AS adm_ts, CAST(s.admission_time AS DATE) AS adm_d,
+       CAST(s.discharge_time AS DATE) AS dis_d,
+       p.sex, p.death_date,
+       date_diff('day', p.birth_date, CAST(l.service_time AS DATE)) AS age,
+       f.level, coalesce(f.internet_hospital, false) AS internet,
+       c.item_class, c.unit_price AS cat_price, c.price_cap_lv1, c.price_cap_lv2,
+       c.price_cap_lv3, c.sex_limit, c.age_min_days, c.age_max_days, c.min_facility_level,
+       string_split(c.care_modes, ';') AS care_l, string_split(c.insurance_types, ';') AS ins_l,
+       string_split(c.indications, ';') AS ind_l, c.max_qty_per_day, c.max_days_supply,
+       c.max_per_stay, c.period_days, c.max_per_period, c.course_days,
+       string_split(c.departments, ';') AS dept_l, c.drug_group,
+       coalesce(c.trace_required, false) AS trace_required
+FROM fee_lines l
+JOIN settlements s ON s.settlement_id = l.settlement_id
+LEFT JOIN persons p ON p.person_id = s.person_id
+LEFT JOIN facilities f ON f.facility_id = s.facility_id
+LEFT JOIN catalogue c ON c.item_code = l.item_code
+""", """
+CREATE OR REPLACE TEMP TABLE _rs_dx AS
+SELECT settlement_id, diag_code AS code FROM diagnoses
+UNION
+SELECT settlement_id, main_diagnosis FROM settlements WHERE main_diagnosis IS NOT NULL
+""")
+
+
+def rule_sql(r: Rule, con: duckdb.DuckDBPyConnection | None = None) -> str:
+    """The ``SELECT`` producing the findings of one rule version ('' when nothing to check)."""
+    fn = SQL[r.check]
+    if r.check == "item_period":
+        periods = [] if con is None else [
+            int(x[0]) for x in con.execute(
+                "SELECT DISTINCT period_days FROM catalogue WHERE period_days IS NOT NULL"
+            ).fetchall()]
+        return fn(r, periods)
+    return fn(r)
+
+
+def screen_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = None,
+                      *, table: str = "rule_findings") -> ScreenResult:
+    """Screen the canonical views of ``con`` and (re)write ``table``."""
+    rules = rules if rules is not None else load_rules()
+    t0 = time.perf_counter()
+    for stmt in _SETUP:
+        con.execute(stmt)
+    con.execute(FINDINGS_DDL.replace("rule_findings", table))
+    per = []
+    for r in rules:
+        sql = rule_sql(r, con)
+        if not sql:
+            continue
+        t1 = time.perf_counter()
+        con.execute(f"INSERT INTO {table} {sql}")
+        per.append({"rule_id": r.id, "rule_version": r.version, "check": r.check,
+                    "seconds": time.perf_counter() - t1})
+    write_rule_catalogue(con, rules)
+    n_lines = con.execute("SELECT count(*) FROM _rs_lc").fetchone()[0]  # type: ignore[index]
+    n_settle = con.execute("SELECT count(*) FROM settlements").fetchone()[0]  # type: ignore[index]
+    counts = con.execute(f"SELECT rule_id, rule_version, count(*) AS findings, "
+                         f"sum(amount) AS amount FROM {table} GROUP BY 1, 2").df()
+    con.execute("DROP TABLE IF EXISTS _rs_lc")
+    con.execute("DROP TABLE IF EXISTS _rs_dx")
+    seconds = time.perf_counter() - t0
+    per_rule = pd.DataFrame(per).merge(counts, on=["rule_id", "rule_version"], how="left")
+    per_rule["findings"] = per_rule["findings"].fillna(0).astype(int)
+    per_rule["amount"] = per_rule["amount"].fillna(0.0)
+    return ScreenResult(int(n_lines), int(n_settle), int(per_rule["findings"].sum()), seconds,
+                        per_rule)
+
+
+def write_rule_catalogue(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:
+    """The loaded rule versions as table ``rule_catalogue`` (for joins by inspectors)."""
+    df = pd.DataFrame([{
+        "rule_id": r.id, "rule_version": r.version, "name": r.name, "name_en": r.name_en,
+        "rule_class": r.rule_class, "national_code": r.national_code, "check_kind": r.check,
+        "scope": r.scope, "action": r.action, "severity": r.severity,
+        "effective_from": r.effective_from, "effective_to": r.effective_to,
+        "message": r.message, "message_en": r.message_en, "source": r.source,
+    } for r in rules])
+    con.register("_rs_rules_df", df)
+    con.execute("CREATE OR REPLACE TABLE rule_catalogue AS SELECT * FROM _rs_rules_df")
+    con.unregister("_rs_rules_df")
+
+
+def screen(workspace: str | os.PathLike[str] | Workspace, rules: RuleSet | None = None,
+           *, threads: int | None = None) -> ScreenResult:
+    """Screen a workspace set-wise and write ``rule_findings`` into its DuckDB file."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.require()
+    with ws.connect() as con:
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        return screen_connection(con, rules)
+
+
+def read_findings(workspace: str | os.PathLike[str] | Workspace) -> pd.DataFrame:
+    """The ``rule_findings`` table of a screened workspace."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    with ws.connect(read_only=True) as con:
+        tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+        if "rule_findings" not in tables:
+            from fraudscan.errors import FraudscanError
+
+            raise FraudscanError(f"{ws.path}: no rule_findings table; run `fraudscan rules "
+                                 "screen` first")
+        return con.execute("SELECT * FROM rule_findings").df()
