@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -218,6 +219,8 @@ def test_nhsa_lenient_rejects_trace_scans_of_rejected_line(tmp_path: Path) -> No
     scans = rej[rej.table == "trace_scans"]
     assert scans.file.unique().tolist() == ["feedetail.csv"]
     assert scans.row.tolist() == [3, 3]
+    assert ws.metadata()["import"]["rejected"] == {"fee_lines": 1, "trace_scans": 2}
+    assert json.loads(scans.record.iloc[1])["drug_trac_codg"] == "81234567890123456790"
     assert "trace_scans" not in ws.row_counts() or ws.row_counts()["trace_scans"] == 0
 
 

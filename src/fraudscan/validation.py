@@ -99,14 +99,8 @@ class ValidationResult:
     problems: list[Problem]
     rejects: pd.DataFrame
     """One row per problem of a rejected row: table, file, row, field, reason, record (JSON)."""
-
-    @property
-    def rejected_counts(self) -> dict[str, int]:
-        """Distinct rejected rows per table (tables without rejects are left out)."""
-        if self.rejects.empty:
-            return {}
-        g = self.rejects.drop_duplicates(["table", "row"]).groupby("table", sort=False).size()
-        return {str(k): int(v) for k, v in g.items()}
+    rejected_counts: dict[str, int] = field(default_factory=dict)
+    """Rows left out per table (lenient mode; tables without rejects are left out)."""
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -602,7 +596,9 @@ def check_tables(
             for *_, pr, p in flat] if lenient else []
     rejects = pd.DataFrame(recs, columns=list(REJECTS_COLUMNS))
     tables = {n: _to_arrow(fr, ~rejected[n]) for n, fr in frames.items()}
-    return ValidationResult(tables=tables, problems=problems, rejects=rejects)
+    counts = {n: int(m.sum()) for n, m in rejected.items() if m.any()} if lenient else {}
+    return ValidationResult(tables=tables, problems=problems, rejects=rejects,
+                            rejected_counts=counts)
 
 
 def validate_tables(

@@ -150,7 +150,7 @@ def import_nhsa(
                                                 np.arange(1, len(df) + 1))
                 raw["trace_scans"], rows["trace_scans"] = scans, scan_rows
                 files["trace_scans"] = fname
-                fields["trace_scans"] = {"scan_id": "feedetl_sn", "line_id": "feedetl_sn",
+                fields["trace_scans"] = {"line_id": "feedetl_sn",
                                          "facility_id": "fixmedins_code",
                                          "item_code": "med_list_codg",
                                          "trace_code": TRACE_FIELD,
