@@ -297,7 +297,8 @@ def sql_duplicate_drug(r: Rule) -> str:
     src = (
         "(SELECT * FROM ("
         "SELECT lc.*, "
-        "max(CASE WHEN lc.days_supply > 0 THEN lc.d + CAST(lc.days_supply AS INTEGER) END) "
+        "max(CASE WHEN lc.days_supply > 0 AND lc.drug_group IS NOT NULL THEN "
+        "lc.d + CAST(lc.days_supply AS INTEGER) END) "
         "OVER (PARTITION BY lc.person_id, lc.item_code ORDER BY lc.d, lc.adm_ts, "
         "lc.settlement_id, lc.line_id "
         "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end, "
@@ -305,7 +306,8 @@ def sql_duplicate_drug(r: Rule) -> str:
         "LEFT JOIN (SELECT settlement_id, d, drug_group, count(DISTINCT item_code) AS n_items "
         f"FROM _rs_lc WHERE {base} AND drug_group IS NOT NULL GROUP BY 1, 2, 3) g "
         "ON g.settlement_id = lc.settlement_id AND g.d = lc.d AND g.drug_group = lc.drug_group)"
-        f" WHERE coalesce(n_items, 0) > 1 OR (days_supply > 0 AND prev_end IS NOT NULL AND "
+        f" WHERE coalesce(n_items, 0) > 1 OR (days_supply > 0 AND drug_group IS NOT NULL AND "
+        "prev_end IS NOT NULL AND "
         f"prev_end - {grace} > d))")
     return _line_select(r, src, "true")
 

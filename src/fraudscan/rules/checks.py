@@ -354,8 +354,9 @@ class Checker:
         for ln, it in drug:
             if it.drug_group is not None and len(groups[(ln.service_date, it.drug_group)]) > 1:
                 flagged.add(ln.line_id)
-        supply = sorted(((ln.service_date, ln.line_id, ln) for ln, _ in drug
-                         if ln.days_supply is not None and ln.days_supply > 0),
+        supply = sorted(((ln.service_date, ln.line_id, ln) for ln, it in drug
+                         if it.drug_group is not None and ln.days_supply is not None
+                         and ln.days_supply > 0),
                         key=lambda t: t[:2])
         ends: dict[str, date] = {}
         excl = tuple(rule.params.get("excluded_medical_types", ()))

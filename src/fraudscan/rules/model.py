@@ -137,7 +137,7 @@ CHECKS: dict[str, CheckSpec] = {
                   "in the claim"),
         CheckSpec("duplicate_drug", "line", {"excluded_medical_types": _L, "grace_days": int},
                   (), description="outside stays: two drugs of one `drug_group` on one claim "
-                  "day, or a new supply of an item before the previous supply ran out"),
+                  "day, or a new supply of a grouped drug before the previous supply ran out"),
         CheckSpec("fee_outside_stay", "line", {"medical_types": _L}, ("medical_types",),
                   description="inpatient fee dated before admission or after discharge "
                   "(discharge drugs excepted)"),
