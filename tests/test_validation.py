@@ -316,7 +316,7 @@ def persons_frames(draw: st.DrawFn) -> pd.DataFrame:
     }, dtype=object)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(persons_frames())
 def test_valid_generated_frame_round_trips(extra: pd.DataFrame) -> None:
     t = tiny_tables()
@@ -340,7 +340,7 @@ CORRUPTIBLE = {
 }
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.data())
 def test_single_corrupted_cell_is_reported_at_its_row_and_field(data: st.DataObject) -> None:
     table = data.draw(st.sampled_from(sorted(CORRUPTIBLE)))
