@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from fraudscan.cli import import_cmd, rules_cmd, synth_cmd, workspace_cmd
+from fraudscan.cli import (
+    graph_cmd,
+    import_cmd,
+    leads_cmd,
+    rules_cmd,
+    synth_cmd,
+    workspace_cmd,
+)
 
 app = typer.Typer(
     name="fraudscan",
@@ -37,6 +44,8 @@ workspace_cmd.register(app)
 synth_cmd.register(app)
 import_cmd.register(app)
 rules_cmd.register(app)
+leads_cmd.register(app)
+graph_cmd.register(app)
 
 
 def main() -> None:
