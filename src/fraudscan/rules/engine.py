@@ -152,44 +152,71 @@ def iter_workspace_claims(ws: Workspace | str | os.PathLike[str],
                           settlement_ids: list[str] | None = None) -> Iterator[Claim]:
     """Yield the workspace's settlements as claims, in (admission time, settlement id) order."""
     ws = ws if isinstance(ws, Workspace) else Workspace(ws)
-    s = ws.read_table("settlements")
+    names = ("settlements", "persons", "facilities", "diagnoses", "procedures", "fee_lines",
+             "trace_scans")
+    yield from claims_from_tables({n: ws.read_table(n) for n in names}, settlement_ids)
+
+
+def claims_from_tables(tables: dict[str, pd.DataFrame],
+                       settlement_ids: list[str] | None = None) -> Iterator[Claim]:
+    """Canonical frames → claims, in (admission time, settlement id) order."""
+    s = tables["settlements"]
     if settlement_ids is not None:
         s = s[s["settlement_id"].isin(settlement_ids)]
     s = s.sort_values(["admission_time", "settlement_id"])
     ids = set(s["settlement_id"])
-    p = ws.read_table("persons").set_index("person_id")
-    f = ws.read_table("facilities").set_index("facility_id")
-    dx = ws.read_table("diagnoses")
+    pt = tables["persons"]
+    psex = dict(zip(pt["person_id"], pt["sex"], strict=True))
+    pbirth = dict(zip(pt["person_id"], pt["birth_date"], strict=True))
+    ft = tables["facilities"]
+    flevel = dict(zip(ft["facility_id"], ft["level"], strict=True))
+    fnet = dict(zip(ft["facility_id"], ft["internet_hospital"] if "internet_hospital" in ft
+                    else [False] * len(ft), strict=True))
+    empty = pd.DataFrame(columns=["settlement_id", "seq", "diag_code", "procedure_code",
+                                  "line_id", "trace_code"])
+    dx = tables.get("diagnoses", empty)
     dx = dx[dx["settlement_id"].isin(ids)].sort_values(["settlement_id", "seq"])
     dxs = dx.groupby("settlement_id")["diag_code"].agg(tuple).to_dict()
-    pr = ws.read_table("procedures")
+    pr = tables.get("procedures", empty)
     pr = pr[pr["settlement_id"].isin(ids)].sort_values(["settlement_id", "seq"])
     prs = pr.groupby("settlement_id")["procedure_code"].agg(tuple).to_dict()
-    fl = ws.read_table("fee_lines")
+    fl = tables["fee_lines"]
     fl = fl[fl["settlement_id"].isin(ids)]
-    tr = ws.read_table("trace_scans", ["line_id", "trace_code"])
+    tr = tables.get("trace_scans", empty)
+    tr = tr[tr["line_id"].isin(set(fl["line_id"]))]
     trs = tr.groupby("line_id")["trace_code"].agg(tuple).to_dict() if len(tr) else {}
     lines: dict[str, list[Line]] = {}
-    for r in fl.itertuples(index=False):
-        lines.setdefault(r.settlement_id, []).append(Line(
-            r.line_id, pd.Timestamp(r.service_time).date(), r.item_code, float(r.qty),
-            float(r.unit_price), float(r.amount), _py(r.days_supply), _py(r.staff_id),
-            _py(r.department), _py(r.prescription_no), bool(_py(r.approval_flag) or False),
-            bool(_py(r.discharge_drug) or False), trs.get(r.line_id, ())))
+    n = len(fl)
+
+    def col(name: str) -> list[Any]:
+        if name not in fl:
+            return [None] * n
+        return [None if _none(v) is None else v for v in fl[name].astype(object).tolist()]
+
+    days = pd.to_datetime(fl["service_time"]).dt.date.tolist()
+    cols = [col(c) for c in ("line_id", "settlement_id", "item_code", "qty", "unit_price",
+                             "amount", "days_supply", "staff_id", "department",
+                             "prescription_no", "approval_flag", "discharge_drug")]
+    for i, (lid, sid, code, qty, price, amt, ds, st, dept, rx, appr, dd) in enumerate(
+            zip(*cols, strict=True)):
+        lines.setdefault(sid, []).append(Line(
+            lid, days[i], code, float(qty), float(price), float(amt),
+            None if ds is None else int(ds), st, dept, rx, bool(appr or False),
+            bool(dd or False), trs.get(lid, ())))
     for r in s.itertuples(index=False):
-        pe = p.loc[r.person_id]
-        fa = f.loc[r.facility_id]
-        bd = _none(pe["birth_date"])
+        bd = _none(pbirth.get(r.person_id))
         yield Claim(
             settlement_id=r.settlement_id, person_id=r.person_id, facility_id=r.facility_id,
             medical_type=r.medical_type, insurance_type=r.insurance_type,
             admission_time=_ts(r.admission_time), discharge_time=_ts(r.discharge_time),
-            sex=_py(pe["sex"]), birth_date=pd.Timestamp(bd).date() if bd is not None else None,
-            facility_level=_py(fa["level"]),
-            internet_hospital=bool(_py(fa["internet_hospital"]) or False),
-            main_diagnosis=_py(r.main_diagnosis), department=_py(r.department),
-            attending_staff_id=_py(r.attending_staff_id),
-            planned_readmission=bool(_py(r.planned_readmission) or False),
+            sex=_py(psex.get(r.person_id)),
+            birth_date=pd.Timestamp(bd).date() if bd is not None else None,
+            facility_level=_py(flevel.get(r.facility_id)),
+            internet_hospital=bool(_py(fnet.get(r.facility_id)) or False),
+            main_diagnosis=_py(getattr(r, "main_diagnosis", None)),
+            department=_py(getattr(r, "department", None)),
+            attending_staff_id=_py(getattr(r, "attending_staff_id", None)),
+            planned_readmission=bool(_py(getattr(r, "planned_readmission", None)) or False),
             total_amount=float(r.total_amount), diagnoses=dxs.get(r.settlement_id, ()),
             procedures=prs.get(r.settlement_id, ()), lines=lines.get(r.settlement_id, []),
         )
