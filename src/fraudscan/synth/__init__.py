@@ -11,6 +11,7 @@ docs/synthetic-world.md for the tables, id formats and scenarios.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import warnings
@@ -93,7 +94,10 @@ def _build_tables(persons: int, seed: int, config: SynthConfig | None,
     lines = count_limits(ctx, lines, s)
     s = s[s["sid"].isin(lines["sid"])]
     ctx.settlements, ctx.lines = [s], [lines]
-    ctx.p_busy[s.loc[s["med_type"].isin(("21", "52")), "person"].to_numpy()] = True
+    # scenarios draw their actors among persons without stays or chronic refills, so that
+    # injected activity cannot make a clean claim look like a violation (R33, R37)
+    busy = s["med_type"].isin(("21", "52")) | (s["fix1"] >= 0) | (s["kind"] == "dialysis")
+    ctx.p_busy[s.loc[busy, "person"].to_numpy()] = True
     step(1, "fee lines")
 
     decoys(ctx)
@@ -107,9 +111,13 @@ def _build_tables(persons: int, seed: int, config: SynthConfig | None,
     step(1, "scenarios")
     tables = finalize(ctx)
     step(1, "tables")
-    if importlib.util.find_spec("fraudscan.synth.rule_violations") is not None:
+    # rule-level violations (R01-R43, owned by the rules engineer) scale with intensity too
+    rv_cfg = dataclasses.replace(cfg, rule_violation_rate=cfg.rule_violation_rate
+                                 * max(0.0, cfg.intensity))
+    if rv_cfg.rule_violation_rate > 0 and importlib.util.find_spec(
+            "fraudscan.synth.rule_violations") is not None:
         mod = importlib.import_module("fraudscan.synth.rule_violations")
-        tables = mod.inject(tables, np.random.default_rng([seed, 99]), cfg)
+        tables = mod.inject(tables, np.random.default_rng([seed, 99]), rv_cfg)
     return tables
 
 

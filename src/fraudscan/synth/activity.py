@@ -812,7 +812,7 @@ def count_limits(ctx: Ctx, lines: pd.DataFrame, s: pd.DataFrame) -> pd.DataFrame
     n_in_stay = sub.groupby(["sid", "item"], sort=False).cumcount().to_numpy()
     bad = n_in_stay >= ctx.c_stay[it]
     first = sub.groupby(["person", "item"], sort=False)["t"].transform("min").to_numpy()
-    bad |= (t - first) > ctx.c_course[it] * DAY
+    bad |= (t // DAY - first // DAY) >= ctx.c_course[it]
     g = sub.groupby(["person", "item"], sort=False)["t"]
     for k in (1, 2, 3):
         prev = g.shift(k).to_numpy()
