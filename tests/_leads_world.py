@@ -25,6 +25,7 @@ CATALOGUE = [
     ("CON01", "consultation", 20.0, {}),
     ("LAB01", "lab", 80.0, {}),
     ("LAB02", "lab", 120.0, {}),
+    *[(f"LAB{k:02d}", "lab", 30.0 + 5 * k, {}) for k in range(3, 10)],
     ("IMG01", "imaging", 300.0, {}),
     ("IMG02", "imaging", 500.0, {}),
     ("DRG01", "western_drug", 15.0, {"trace_required": True, "resale_prone": True,
@@ -33,6 +34,7 @@ CATALOGUE = [
     ("DRG03", "western_drug", 40.0, {"drug_group": "J01"}),
     ("DRG04", "western_drug", 25.0, {"drug_group": "N02"}),
     ("TCM01", "patent_tcm", 30.0, {}),
+    ("TCM02", "patent_tcm", 12.0, {}),
     ("TRT01", "treatment", 100.0, {}),
     ("TRT02", "treatment", 60.0, {}),
     ("SUR01", "surgery", 2000.0, {}),
@@ -188,8 +190,8 @@ class World:
 def scenario_phantom_bed(w: World, positive: bool) -> list[str]:
     p = w.person()
     idle = [("BED01", 1), ("NUR01", 1)]
-    days = [TREATED_DAY, TREATED_DAY] + [idle if positive else TREATED_DAY] * 6
-    return [w.stay(p, "H3", D0, 8, "M54", days=days)]
+    days = [TREATED_DAY, TREATED_DAY] + [idle if positive else TREATED_DAY] * 8
+    return [w.stay(p, "H3", D0, 10, "M54", days=days)]
 
 
 def scenario_fake_admission(w: World, positive: bool) -> list[str]:
@@ -212,15 +214,19 @@ def scenario_split_admission(w: World, positive: bool) -> list[str]:
 
 def scenario_low_indication_admission(w: World, positive: bool) -> list[str]:
     p = w.person()
-    day = [("BED01", 1), ("LAB01", 2), ("LAB02", 1), ("IMG01", 1)] if positive \
-        else [("BED01", 1), ("LAB01", 1), ("DRG03", 3), ("TRT01", 2), ("SUR01", 0.5)]
-    return [w.stay(p, "H3", D0, 3, "I10", day)]
+    battery = [(f"LAB{k:02d}", 1) for k in range(1, 10)] + [("IMG01", 1), ("IMG02", 1)]
+    hotel = [("BED01", 1), ("NUR01", 1)]
+    days = [battery + hotel, hotel, hotel] if positive \
+        else [[*battery[:6], *hotel], hotel, hotel]
+    return [w.stay(p, "H3", D0, 3, "I10", days=days)]
 
 
 def scenario_group_admission(w: World, positive: bool) -> list[str]:
     out = []
+    for i in range(30):  # H2's ordinary admissions, from many employers, over the year
+        w.stay(w.person(employer=f"E{i}"), "H2", D0 + timedelta(days=10 * i), 4, "J20")
     for i in range(6):
-        p = w.person(village="VG")
+        p = w.person(employer="EG")
         gap = 1 if positive else 12
         out.append(w.stay(p, "H2", D0 + timedelta(days=gap * i), 4, "J20"))
     return out
@@ -275,8 +281,8 @@ def scenario_item_switching(w: World, positive: bool) -> list[str]:
     w.stock.append({"movement_id": w.nid("M"), "facility_id": "P1", "item_code": "TCM01",
                     "movement_type": "purchase", "qty": float(bought), "unit_price": 20.0,
                     "movement_time": at(D0 - timedelta(days=5))})
-    w.stock.append({"movement_id": w.nid("M"), "facility_id": "P1", "item_code": "DRG02",
-                    "movement_type": "purchase", "qty": 100.0, "unit_price": 5.0,
+    w.stock.append({"movement_id": w.nid("M"), "facility_id": "P1", "item_code": "TCM02",
+                    "movement_type": "purchase", "qty": 60.0, "unit_price": 10.0,
                     "movement_time": at(D0 - timedelta(days=5))})
     return out[:3]
 
@@ -294,12 +300,12 @@ def scenario_group_visits(w: World, positive: bool) -> list[str]:
         for h in (9, 15):
             out_p = w.person()
             w.visit(out_p, "C2", at(D0 + timedelta(days=day), h), "J06", [("DRG02", 1)])
-    for i in range(12):
-        p = w.person(village="VB")
-        minute = 3 * i if positive else 0
-        t = at(D0 + timedelta(days=3), 10, minute) if positive \
-            else at(D0 + timedelta(days=i), 11, minute)
-        out.append(w.visit(p, "C2", t, "J06", [("DRG02", 1)]))
+    people = [w.person(village="VB") for _ in range(12)]
+    for month in range(2):  # the same cards, twice
+        for i, p in enumerate(people):
+            t = at(D0 + timedelta(days=3 + 30 * month), 10, 3 * i) if positive \
+                else at(D0 + timedelta(days=i + 30 * month), 11, 0)
+            out.append(w.visit(p, "C2", t, "J06", [("DRG02", 1)]))
     return out
 
 
@@ -325,9 +331,10 @@ def scenario_card_cashout(w: World, positive: bool) -> list[str]:
     out = []
     for i in range(12):
         p = w.person()
-        total = 200.0 if positive else 187.35
-        out.append(w.visit(p, "P2", at(D0 + timedelta(days=i), 14), "R69", [("DRG02", 3)],
-                           mtype="41", total=total))
+        for k in range(3):
+            total = 200.0 if positive else 187.35
+            out.append(w.visit(p, "P2", at(D0 + timedelta(days=i + 40 * k), 14), "R69",
+                               [("DRG02", 3)], mtype="41", total=total))
     return out
 
 
@@ -359,9 +366,7 @@ SCENARIOS = {
 TEST_CONFIG = {
     "drg_upcoding": {"min_stays": 10},
     "bed_overuse": {"min_patient_days": 10},
-    "card_cashout": {"min_settlements": 10},
     "group_visits": {"min_persons": 8},
-    "doctor_shopping": {"min_facilities": 4, "min_visits": 12},
 }
 """Overrides for worlds this small (peers and volumes are tiny)."""
 

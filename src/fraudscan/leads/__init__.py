@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fraudscan.leads.config import ConfigError, default_config, load_config
@@ -85,7 +86,8 @@ def _finish(df: pd.DataFrame, det: Detector) -> pd.DataFrame:
     out["amount"] = out["amount"].astype(float).fillna(0.0).round(2)
     out["period"] = out["period"].fillna("").astype(str)
     out["settlement_ids"] = out["settlement_ids"].map(
-        lambda v: [str(x) for x in v if x is not None] if v is not None else [])
+        lambda v: [str(x) for x in v if x is not None]
+        if isinstance(v, list | tuple | np.ndarray) else [])
 
     def lead_id(r: pd.Series) -> str:
         key = f"{det.name}|{r.subject_type}|{r.subject_id}|{r.period}|{r.evidence}"
@@ -192,61 +194,66 @@ def evaluate(
 ) -> pd.DataFrame:
     """Recall and precision of each detector against ``labels`` (scenario = detector name).
 
-    A labelled entity counts as found when a lead of the same-named detector covers it: a
-    settlement label through the lead's ``settlement_ids``, a person/staff/facility label through
-    the lead's subject, its facility, or the person/doctor of a listed claim. A lead is a true
-    positive when it covers any fraud entity of its scenario (``precision_any_fraud``: of any
-    scenario). Decoys (``is_fraud`` false, scenario ``decoy`` or the detector's) that a lead
-    covers are counted as ``decoys_hit``.
+    Settlement labels are the unit of recall (every scenario labels its claims; fee-line labels
+    are covered through their claim): ``recall`` is the share of the scenario's fraud
+    settlements listed by its leads. ``entity_recall`` does the same for labelled persons,
+    staff and facilities (found as a lead's subject, its facility, or the person/doctor of a
+    listed claim). A lead is true when one of its claims or its subject is a fraud label of
+    the scenario (``precision``) or of any scenario (``precision_any_fraud``). ``decoys_hit``
+    counts decoy labels (honest outliers) a detector's leads list or name.
     """
     ws = _workspace(workspace)
     if leads is None:
         leads = read_leads(ws)
-    labels = ws.read_table("labels")
-    names = list(all_detectors())
-    rows = []
-    af = labels[labels["is_fraud"].astype(bool)]
-    all_fraud = set(zip(af["entity_type"], af["entity_id"].astype(str), strict=True))
     if leads.empty:
         leads = pd.DataFrame(columns=list(LEAD_COLUMNS))
+    labels = ws.read_table("labels")
+    labels["entity_id"] = labels["entity_id"].astype(str)
+    fraud_l = labels[labels["is_fraud"].astype(bool)]
+    decoy_l = labels[~labels["is_fraud"].astype(bool)]
+    all_fraud = set(zip(fraud_l["entity_type"], fraud_l["entity_id"], strict=True))
+    decoys = set(zip(decoy_l["entity_type"], decoy_l["entity_id"], strict=True))
     sett = ws.read_table("settlements", ["settlement_id", "person_id", "facility_id",
                                          "attending_staff_id"]).set_index("settlement_id")
-    for name in names:
-        lab = labels[(labels["scenario"] == name)
-                     | ((labels["scenario"] == "decoy") & ~labels["is_fraud"].astype(bool))]
+    rows = []
+    for name in all_detectors():
+        lab = fraud_l[fraud_l["scenario"] == name]
         ld = leads[leads["detector"] == name]
-        covered_by_lead: list[set[tuple[str, str]]] = []
+        f_sett = set(lab.loc[lab["entity_type"] == "settlement", "entity_id"])
+        f_ent = set(zip(lab["entity_type"], lab["entity_id"], strict=True)) - {
+            ("settlement", s) for s in f_sett}
+        f_ent = {e for e in f_ent if e[0] in ("person", "staff", "facility")}
+        listed: set[str] = set()
+        touched: set[tuple[str, str]] = set()
+        tp = tp_any = 0
         for r in ld.itertuples(index=False):
-            cov = {(str(r.subject_type), str(r.subject_id))}
-            if r.facility_id is not None and r.facility_id == r.facility_id:
-                cov.add(("facility", str(r.facility_id)))
-            sids = [s for s in (r.settlement_ids if r.settlement_ids is not None else [])]
-            for s in sids:
-                cov.add(("settlement", str(s)))
+            sids = {str(x) for x in (r.settlement_ids if r.settlement_ids is not None else [])}
+            own = {("settlement", s) for s in sids} | {(str(r.subject_type), str(r.subject_id))}
+            tp += bool(own & ({("settlement", s) for s in f_sett} | f_ent))
+            tp_any += bool(own & all_fraud)
+            listed |= sids
+            touched |= own
+            if isinstance(r.facility_id, str):
+                touched.add(("facility", r.facility_id))
             known = sett.reindex([s for s in sids if s in sett.index])
-            cov.update(("person", p) for p in known["person_id"].dropna())
-            cov.update(("staff", p) for p in known["attending_staff_id"].dropna())
-            cov.update(("facility", p) for p in known["facility_id"].dropna())
-            covered_by_lead.append(cov)
-        covered = set().union(*covered_by_lead) if covered_by_lead else set()
-        fraud = lab[lab["is_fraud"].astype(bool)]
-        clean = lab[~lab["is_fraud"].astype(bool)]
-        fkeys = set(zip(fraud["entity_type"], fraud["entity_id"].astype(str), strict=True))
-        ckeys = set(zip(clean["entity_type"], clean["entity_id"].astype(str), strict=True))
-        hit = len(fkeys & covered)
-        tp = sum(1 for cov in covered_by_lead if cov & fkeys)
-        tp_any = sum(1 for cov in covered_by_lead if cov & all_fraud)
+            touched.update(("person", p) for p in known["person_id"].dropna())
+            touched.update(("staff", p) for p in known["attending_staff_id"].dropna())
+            touched.update(("facility", p) for p in known["facility_id"].dropna())
         rows.append({
             "detector": name,
-            "labelled": len(fkeys),
-            "found": hit,
-            "recall": hit / len(fkeys) if fkeys else float("nan"),
+            "labelled": len(f_sett),
+            "found": len(f_sett & listed),
+            "recall": len(f_sett & listed) / len(f_sett) if f_sett else float("nan"),
+            "entities": len(f_ent),
+            "entity_recall": len(f_ent & touched) / len(f_ent) if f_ent else float("nan"),
             "leads": len(ld),
             "true_leads": tp,
             "precision": tp / len(ld) if len(ld) else float("nan"),
             "precision_any_fraud": tp_any / len(ld) if len(ld) else float("nan"),
-            "decoys": len(ckeys),
-            "decoys_hit": len(ckeys & covered),
+            "decoys_hit": len(decoys & ({("settlement", s) for s in listed}
+                                        | set(zip(ld["subject_type"].astype(str),
+                                                  ld["subject_id"].astype(str),
+                                                  strict=True)))),
         })
     return pd.DataFrame(rows)
 

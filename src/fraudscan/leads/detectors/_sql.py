@@ -33,6 +33,7 @@ def mix_cte(ctx: Context, stays: str = "stays", name: str = "mix") -> str:
                    AS hotel_amt,
                count(DISTINCT l.item_code) FILTER (
                    WHERE cat.item_class IN {therapy}) AS n_therapy_items,
+               count(DISTINCT l.item_code) FILTER (WHERE cat.item_class IN {exam}) AS n_exam_items,
                count(DISTINCT l.item_code) AS n_items
         FROM fee_lines l JOIN {stays} s USING (settlement_id)
         LEFT JOIN catalogue cat USING (item_code)

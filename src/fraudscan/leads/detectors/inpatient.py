@@ -16,12 +16,16 @@ def phantom_bed(ctx: Context) -> pd.DataFrame:
 
     For every day of a stay the fee lines are classed; a day billing only ``idle_classes`` is
     idle. Fires on the longest run of consecutive idle days >= ``min_idle_run`` with idle days
-    >= ``min_idle_share`` of the stay, or on settlements of the same person at another facility
-    strictly inside the stay (national rule R33). Amount: fees billed on idle days.
+    >= ``min_idle_share`` of the stay; settlements of the same person at another facility
+    strictly inside the stay (national rule R33) raise the score, and fire on their own with
+    ``concurrent_alone``. Amount: fees billed on idle days.
     """
     c = ctx.cfg
     idle = sql_list(c["idle_classes"])
     empty_idle = "true" if c["empty_day_is_idle"] else "false"
+    run_ok = (f"(max_run >= {int(c['min_idle_run'])} "
+              f"AND idle_days >= {float(c['min_idle_share'])} * days)")
+    fires = f"({run_ok} OR n_other > 0)" if c["concurrent_alone"] else run_ok
     return ctx.df(f"""
     WITH {stays_cte(ctx)},
     long AS (SELECT * FROM stays WHERE los >= {int(c['min_los'])}),
@@ -62,20 +66,16 @@ def phantom_bed(ctx: Context) -> pd.DataFrame:
         LEFT JOIN run_len r USING (settlement_id) LEFT JOIN concurrent cc USING (settlement_id))
     SELECT 'settlement' AS subject_type, settlement_id AS subject_id, facility_id, period,
            least(1.0, greatest(
-               CASE WHEN max_run >= {int(c['min_idle_run'])}
-                     AND idle_days >= {float(c['min_idle_share'])} * days
-                    THEN 0.5 * max_run / {int(c['min_idle_run'])} ELSE 0 END,
-               CASE WHEN n_other > 0 THEN 0.6 + 0.1 * n_other ELSE 0 END)) AS score,
-           CASE WHEN max_run >= {int(c['min_idle_run'])} THEN idle_amt
-                ELSE fund_paid END AS amount,
+               CASE WHEN {run_ok} THEN 0.5 * max_run / {int(c['min_idle_run'])} ELSE 0 END,
+               CASE WHEN n_other > 0 THEN 0.6 ELSE 0 END) + 0.1 * least(n_other, 3)) AS score,
+           CASE WHEN {run_ok} THEN idle_amt ELSE fund_paid END AS amount,
            to_json(struct_pack(person_id := person_id, staff_id := attending_staff_id,
                los := los, idle_days := idle_days, max_idle_run := max_run,
                idle_fees := round(idle_amt, 2), concurrent_settlements_elsewhere := n_other,
                total_amount := round(total_amount, 2)))::VARCHAR AS evidence,
            list_distinct(list_concat([settlement_id], other_ids)) AS settlement_ids
     FROM scored
-    WHERE (max_run >= {int(c['min_idle_run'])} AND idle_days >= {float(c['min_idle_share'])} * days)
-       OR n_other > 0
+    WHERE {fires}
     """)
 
 
@@ -88,13 +88,18 @@ def fake_admission(ctx: Context) -> pd.DataFrame:
     bed/nursing/consultation >= ``min_hotel_share`` of the stay, and (with
     ``require_cohort_or_no_prior``) the patient either had no outpatient visit for the same
     ICD-10 category in the prior ``prior_outpatient_days`` or was admitted with >= ``min_cohort``
-    others of the same village/employer within ``cohort_window_days``.
+    others of the same village/employer within ``cohort_window_days`` (``require``: cohort,
+    cohort_or_no_prior or none).
     """
     c = ctx.cfg
     otp = sql_list(ctx.common["outpatient_medical_types"])
     w = int(c["cohort_window_days"])
-    gate = (f"(prior_visits = 0 OR cohort >= {int(c['min_cohort'])})"
-            if c["require_cohort_or_no_prior"] else "true")
+    gates = {"cohort": f"cohort >= {int(c['min_cohort'])}",
+             "cohort_or_no_prior": f"(prior_visits = 0 OR cohort >= {int(c['min_cohort'])})",
+             "none": "true"}
+    if c["require"] not in gates:
+        raise SkipDetector(f"fake_admission.require must be one of {sorted(gates)}")
+    gate = gates[c["require"]]
     return ctx.df(f"""
     WITH {stays_cte(ctx)}, {mix_cte(ctx)},
     cand AS (
@@ -189,8 +194,9 @@ def split_admission(ctx: Context) -> pd.DataFrame:
 def low_indication_admission(ctx: Context) -> pd.DataFrame:
     """Stays dominated by lab and imaging with little treatment (check-up-style admissions).
 
-    Fires when exam fees >= ``min_exam_share`` of the stay, therapy fees <=
-    ``max_therapy_share`` and at most ``max_therapy_items`` distinct therapy items were given;
+    Fires when exam fees >= ``min_exam_share`` of the stay from a battery of >=
+    ``min_exam_items`` distinct tests, therapy fees <= ``max_therapy_share`` and at most
+    ``max_therapy_items`` distinct therapy items were given;
     a main dx from ``light_dx_prefixes`` raises the score by ``light_dx_bonus``.
     """
     c = ctx.cfg
@@ -199,13 +205,14 @@ def low_indication_admission(ctx: Context) -> pd.DataFrame:
     WITH {stays_cte(ctx)}, {mix_cte(ctx)},
     cand AS (
         SELECT s.*, m.exam_amt / m.line_total AS exam_share,
-               m.therapy_amt / m.line_total AS therapy_share, m.n_therapy_items,
+               m.therapy_amt / m.line_total AS therapy_share, m.n_therapy_items, m.n_exam_items,
                {light} AS light_dx
         FROM stays s JOIN mix m USING (settlement_id)
         WHERE m.line_total > 0
           AND m.exam_amt >= {float(c['min_exam_share'])} * m.line_total
           AND m.therapy_amt <= {float(c['max_therapy_share'])} * m.line_total
-          AND m.n_therapy_items <= {int(c['max_therapy_items'])})
+          AND m.n_therapy_items <= {int(c['max_therapy_items'])}
+          AND m.n_exam_items >= {int(c['min_exam_items'])})
     SELECT 'settlement' AS subject_type, settlement_id AS subject_id, facility_id, period,
            least(1.0, 0.5 + 0.5 * (exam_share - {float(c['min_exam_share'])})
                  / {max(1 - float(c['min_exam_share']), 1e-9)}
@@ -214,6 +221,7 @@ def low_indication_admission(ctx: Context) -> pd.DataFrame:
            to_json(struct_pack(person_id := person_id, staff_id := attending_staff_id,
                los := los, exam_share := round(exam_share, 3),
                therapy_share := round(therapy_share, 3), therapy_items := n_therapy_items,
+               exam_items := n_exam_items,
                main_diagnosis := main_diagnosis, light_diagnosis := light_dx))::VARCHAR
                AS evidence,
            [settlement_id] AS settlement_ids
@@ -229,8 +237,9 @@ def group_admission(ctx: Context) -> pd.DataFrame:
     For every admission the distinct persons of the same group admitted to the same facility in
     the next ``window_days`` are counted (a range self-join); admissions inside a qualifying
     window are merged into episodes, and an episode fires when the group also makes up >=
-    ``min_facility_share`` of the facility's admissions in those days (a big employer at a big
-    hospital is normal).
+    ``min_facility_share`` of the facility's admissions in those days and >= ``min_lift`` x its
+    usual share there (a big employer at a big hospital, a village at its township health
+    centre, is normal).
     """
     c = ctx.cfg
     w = int(c["window_days"])
@@ -267,6 +276,11 @@ def group_admission(ctx: Context) -> pd.DataFrame:
         SELECT e.facility_id, e.gtype, e.gkey, e.ep, count(DISTINCT a.person_id) AS fac_persons
         FROM eps e JOIN adm a ON a.facility_id = e.facility_id
          AND a.d BETWEEN e.first_day AND e.last_day
+        GROUP BY ALL),
+    base AS (
+        SELECT g.facility_id, g.gtype, g.gkey, count(*) / any_value(t.n) AS base_share
+        FROM grp g JOIN (SELECT facility_id, count(*) AS n FROM adm GROUP BY 1) t
+          USING (facility_id)
         GROUP BY ALL)
     SELECT 'facility' AS subject_type, e.facility_id AS subject_id, e.facility_id,
            strftime(e.first_day, '%Y-%m') AS period,
@@ -276,11 +290,14 @@ def group_admission(ctx: Context) -> pd.DataFrame:
            to_json(struct_pack(group_type := e.gtype, group_key := e.gkey, persons := e.persons,
                first_day := e.first_day, last_day := e.last_day,
                facility_admitted_persons := f.fac_persons,
-               group_share := round(e.persons / f.fac_persons, 3)))::VARCHAR AS evidence,
+               group_share := round(e.persons / f.fac_persons, 3),
+               usual_share := round(b.base_share, 4)))::VARCHAR AS evidence,
            e.settlement_ids
     FROM eps e JOIN fac f USING (facility_id, gtype, gkey, ep)
+    JOIN base b USING (facility_id, gtype, gkey)
     WHERE e.persons >= {int(c['min_persons'])}
       AND e.persons >= {float(c['min_facility_share'])} * f.fac_persons
+      AND e.persons / f.fac_persons >= {float(c['min_lift'])} * b.base_share
     """)
 
 
@@ -289,7 +306,9 @@ def group_admission(ctx: Context) -> pd.DataFrame:
 def templated_items(ctx: Context) -> pd.DataFrame:
     """Clusters of near-identical item lists across different patients of one facility.
 
-    Each stay's distinct item codes get a MinHash signature (``n_hashes``) in SQL; stays sharing
+    Each stay's items (with ``use_quantities``: item and total quantity, so a copied order sheet
+    matches but two stays of different length do not) get a MinHash signature (``n_hashes``)
+    in SQL; stays sharing
     a band (``band_size`` rows) at the same facility are candidate pairs (bands shared by more
     than ``max_bucket`` stays are ignored), the exact Jaccard similarity is computed for the
     candidates and pairs >= ``min_jaccard`` between different persons are linked. Connected
@@ -299,11 +318,15 @@ def templated_items(ctx: Context) -> pd.DataFrame:
     c = ctx.cfg
     nh, bs = int(c["n_hashes"]), int(c["band_size"])
     types = sql_list(c["medical_types"])
+    token = ("l.item_code || ':' || CAST(round(sum(l.qty), 1) AS VARCHAR)"
+             if c["use_quantities"] else "l.item_code")
     pairs = ctx.df(f"""
     WITH st AS (SELECT settlement_id, person_id, facility_id FROM settlements
                 WHERE medical_type IN {types}),
-    items AS (SELECT DISTINCT l.settlement_id, l.item_code, st.facility_id
-              FROM fee_lines l JOIN st USING (settlement_id) WHERE l.qty > 0),
+    items AS (SELECT l.settlement_id, {token} AS item_code, any_value(st.facility_id)
+                     AS facility_id
+              FROM fee_lines l JOIN st USING (settlement_id) WHERE l.qty > 0
+              GROUP BY l.settlement_id, l.item_code),
     big AS (SELECT settlement_id FROM items GROUP BY 1 HAVING count(*) >= {int(c['min_items'])}),
     mh AS (SELECT i.settlement_id, i.facility_id, h.k,
                   min(hash(i.item_code || '#' || CAST(h.k AS VARCHAR))) AS m
@@ -428,36 +451,53 @@ def drg_upcoding(ctx: Context) -> pd.DataFrame:
     The DRG code's last character marks severity (CHS-DRG: 1 MCC, 3 CC). Per facility and year
     the MCC+CC share is compared with the median of facilities of the same type (all facilities
     when fewer than ``min_peers``); fires at >= ``min_share`` and >= peer median +
-    ``min_excess_over_peers``. Amount: fund paid on the MCC/CC stays in excess of the peer share.
+    ``min_excess_over_peers``, or on the MCC share alone at >= ``min_mcc_share`` and >= peer
+    median + ``min_mcc_excess``. Amount: fund paid on the flagged stays in excess of the peer
+    share; MCC stays are listed first.
     """
     c = ctx.cfg
     sev = sql_list(list(c["mcc_suffixes"]) + list(c["cc_suffixes"]))
+    mcc = sql_list(c["mcc_suffixes"])
     return ctx.df(f"""
     WITH {stays_cte(ctx)},
-    coded AS (SELECT s.*, right(s.drg_code, 1) IN {sev} AS severe, f.facility_type,
+    coded AS (SELECT s.*, right(s.drg_code, 1) IN {sev} AS severe,
+                     right(s.drg_code, 1) IN {mcc} AS is_mcc, f.facility_type,
                      strftime(s.adm, '%Y') AS year
               FROM stays s JOIN facilities f USING (facility_id)
               WHERE s.drg_code IS NOT NULL AND s.drg_code <> ''),
     fy AS (SELECT facility_id, any_value(facility_type) AS facility_type, year,
                   count(*) AS n, avg(CASE WHEN severe THEN 1.0 ELSE 0.0 END) AS share,
+                  avg(CASE WHEN is_mcc THEN 1.0 ELSE 0.0 END) AS mshare,
                   sum(fund_paid) FILTER (WHERE severe) AS severe_fund,
-                  list_slice(list_sort(list(DISTINCT settlement_id) FILTER (WHERE severe)),
-                             1, {ctx.cap}) AS settlement_ids
+                  sum(fund_paid) FILTER (WHERE is_mcc) AS mcc_fund,
+                  list_slice(
+                      coalesce(list_sort(list(DISTINCT settlement_id) FILTER (WHERE is_mcc)), [])
+                      || coalesce(list_sort(list(DISTINCT settlement_id) FILTER (
+                          WHERE severe AND NOT is_mcc)), []), 1, {ctx.cap}) AS settlement_ids
            FROM coded GROUP BY facility_id, year),
     elig AS (SELECT * FROM fy WHERE n >= {int(c['min_stays'])}),
-    peer_t AS (SELECT facility_type, year, median(share) AS med, count(*) AS k
+    peer_t AS (SELECT facility_type, year, median(share) AS med, median(mshare) AS mmed,
+                      count(*) AS k
                FROM elig GROUP BY ALL),
-    peer_all AS (SELECT year, median(share) AS med FROM elig GROUP BY 1),
-    j AS (SELECT e.*, CASE WHEN t.k >= {int(c['min_peers'])} THEN t.med ELSE a.med END AS peer
-          FROM elig e JOIN peer_all a USING (year) LEFT JOIN peer_t t USING (facility_type, year))
+    peer_all AS (SELECT year, median(share) AS med, median(mshare) AS mmed FROM elig GROUP BY 1),
+    j AS (SELECT e.*, CASE WHEN t.k >= {int(c['min_peers'])} THEN t.med ELSE a.med END AS peer,
+                 CASE WHEN t.k >= {int(c['min_peers'])} THEN t.mmed ELSE a.mmed END AS mpeer
+          FROM elig e JOIN peer_all a USING (year) LEFT JOIN peer_t t USING (facility_type, year)),
+    f AS (SELECT *, share >= {float(c['min_share'])}
+                    AND share >= peer + {float(c['min_excess_over_peers'])} AS cc_fired,
+                 mshare >= {float(c['min_mcc_share'])}
+                    AND mshare >= mpeer + {float(c['min_mcc_excess'])} AS mcc_fired
+          FROM j)
     SELECT 'facility' AS subject_type, facility_id AS subject_id, facility_id, year AS period,
-           least(1.0, 0.5 * (share - peer) / {max(float(c['min_excess_over_peers']), 1e-9)})
-               AS score,
-           coalesce(severe_fund, 0) * (share - peer) / share AS amount,
-           to_json(struct_pack(stays := n, mcc_cc_share := round(share, 3),
-               peer_median := round(peer, 3), facility_type := facility_type))::VARCHAR
+           least(1.0, greatest(
+               0.5 * (share - peer) / {max(float(c['min_excess_over_peers']), 1e-9)},
+               0.5 * (mshare - mpeer) / {max(float(c['min_mcc_excess']), 1e-9)})) AS score,
+           CASE WHEN mcc_fired THEN coalesce(mcc_fund, 0) * (mshare - mpeer) / mshare
+                ELSE coalesce(severe_fund, 0) * (share - peer) / share END AS amount,
+           to_json(struct_pack(stays := n, mcc_share := round(mshare, 3),
+               peer_median_mcc := round(mpeer, 3), mcc_cc_share := round(share, 3),
+               peer_median_mcc_cc := round(peer, 3), facility_type := facility_type))::VARCHAR
                AS evidence,
            settlement_ids
-    FROM j WHERE share >= {float(c['min_share'])}
-      AND share >= peer + {float(c['min_excess_over_peers'])}
+    FROM f WHERE cc_fired OR mcc_fired
     """)

@@ -11,42 +11,65 @@ from fraudscan.leads.registry import Context, SkipDetector, detector, sql_list
 @detector("doctor_shopping", title="跨机构频繁就诊 doctor shopping", model="M13",
           subjects=("person",))
 def doctor_shopping(ctx: Context) -> pd.DataFrame:
-    """Persons visiting many facilities, or very often, within ``window_days``.
+    """Persons collecting the same drug from many facilities within ``window_days``.
 
-    For every outpatient or pharmacy settlement the person's settlements in the following
-    ``window_days`` are counted with a range self-join; windows with >= ``min_facilities``
-    distinct facilities or >= ``min_visits`` visits fire and one lead per person reports the
-    strongest window. Amount: fund paid on the settlements of all firing windows.
+    With fee lines: for every outpatient/pharmacy purchase of a drug group (catalogue
+    ``drug_group``, else the item) the person's purchases of that group in the following
+    ``window_days`` are counted with a range self-join; >= ``min_facilities`` distinct
+    facilities fire (overlapping supplies, national rules #50-51). Without fee lines any visits
+    count, with >= ``min_facilities_any`` facilities or >= ``min_visits`` visits. Purchases paid
+    wholly in cash are not the fund's business and are left out. One lead per
+    person reports the strongest window; amount is the fund paid on the firing windows' claims.
     """
     c = ctx.cfg
     w = int(c["window_days"])
     otp = sql_list(ctx.common["outpatient_medical_types"])
+    if ctx.has("fee_lines"):
+        v = f"""SELECT DISTINCT s.settlement_id, s.person_id, s.facility_id,
+                       s.admission_time::DATE AS d, s.fund_paid,
+                       coalesce(cat.drug_group, l.item_code) AS grp
+                FROM fee_lines l JOIN settlements s USING (settlement_id)
+                JOIN catalogue cat USING (item_code)
+                WHERE s.medical_type IN {otp} AND l.qty > 0
+                  AND s.fund_paid + s.account_paid > 0
+                  AND cat.item_class IN {sql_list(c['drug_classes'])}"""
+        having = f"count(DISTINCT b.facility_id) >= {int(c['min_facilities'])}"
+        lim_f, lim_v = int(c["min_facilities"]), 10**9
+    else:
+        ctx.notes.append("fee_lines absent: any visits counted (no drug groups)")
+        v = f"""SELECT settlement_id, person_id, facility_id, admission_time::DATE AS d,
+                       fund_paid, 'any' AS grp
+                FROM settlements WHERE medical_type IN {otp}
+                  AND fund_paid + account_paid > 0"""
+        lim_f, lim_v = int(c["min_facilities_any"]), int(c["min_visits"])
+        having = (f"count(DISTINCT b.facility_id) >= {lim_f} "
+                  f"OR count(DISTINCT b.settlement_id) >= {lim_v}")
     return ctx.df(f"""
-    WITH v AS (SELECT settlement_id, person_id, facility_id, admission_time::DATE AS d, fund_paid
-               FROM settlements WHERE medical_type IN {otp}),
+    WITH v AS ({v}),
     win AS (
-        SELECT a.person_id, a.settlement_id AS anchor, a.d AS start,
-               count(DISTINCT b.facility_id) AS facilities, count(*) AS visits
-        FROM v a JOIN v b ON a.person_id = b.person_id AND b.d >= a.d AND b.d < a.d + {w}
-        GROUP BY ALL
-        HAVING count(DISTINCT b.facility_id) >= {int(c['min_facilities'])}
-            OR count(*) >= {int(c['min_visits'])}),
+        SELECT a.person_id, a.grp, a.d AS start, count(DISTINCT b.facility_id) AS facilities,
+               count(DISTINCT b.settlement_id) AS visits
+        FROM v a JOIN v b ON a.person_id = b.person_id AND a.grp = b.grp
+         AND b.d >= a.d AND b.d < a.d + {w}
+        GROUP BY ALL HAVING {having}),
     best AS (
         SELECT person_id, arg_max(start, facilities * 1000 + visits) AS start,
-               max(facilities) AS max_facilities, max(visits) AS max_visits, count(*) AS windows
+               arg_max(grp, facilities * 1000 + visits) AS grp,
+               max(facilities) AS max_facilities, max(visits) AS max_visits
         FROM win GROUP BY 1),
     members AS (
         SELECT DISTINCT w.person_id, v.settlement_id, v.facility_id, v.fund_paid
-        FROM win w JOIN v ON v.person_id = w.person_id AND v.d >= w.start AND v.d < w.start + {w}),
+        FROM win w JOIN v ON v.person_id = w.person_id AND v.grp = w.grp
+         AND v.d >= w.start AND v.d < w.start + {w}),
     agg AS (SELECT person_id, sum(fund_paid) AS fund, count(DISTINCT facility_id) AS facilities,
                    mode(facility_id) AS top_facility, {ids('settlement_id', ctx)} AS settlement_ids
             FROM members GROUP BY 1)
     SELECT 'person' AS subject_type, b.person_id AS subject_id, a.top_facility AS facility_id,
            strftime(b.start, '%Y-%m') AS period,
-           least(1.0, 0.5 * greatest(b.max_facilities / {int(c['min_facilities'])},
-                                     b.max_visits / {int(c['min_visits'])})) AS score,
+           least(1.0, 0.5 * greatest(b.max_facilities / {lim_f}, b.max_visits / {lim_v})) AS score,
            a.fund AS amount,
-           to_json(struct_pack(window_days := {w}, max_facilities_in_window := b.max_facilities,
+           to_json(struct_pack(window_days := {w}, drug_group := b.grp,
+               max_facilities_in_window := b.max_facilities,
                max_visits_in_window := b.max_visits, window_start := b.start,
                facilities_in_firing_windows := a.facilities))::VARCHAR AS evidence,
            a.settlement_ids
@@ -62,8 +85,10 @@ def group_visits(ctx: Context) -> pd.DataFrame:
     A window function counts the settlements in the ``window_minutes`` after each settlement
     per facility; a window fires at >= ``min_persons`` distinct persons and >=
     ``min_ratio_to_typical`` x the facility's median window (a busy hospital is not a burst).
-    Firing windows are merged into bursts and reported per facility-month; repeated bursts
-    (多次集中报销) raise the score.
+    Firing windows are merged into bursts and reported per facility-month for facilities with
+    >= ``min_bursts`` bursts in which >= ``min_repeat_share`` of the cards come back in another
+    burst (多次集中报销 with the same cards; a one-off outbreak or a busy morning is not); more
+    bursts raise the score.
     """
     c = ctx.cfg
     col = c["time_column"]
@@ -90,7 +115,15 @@ def group_visits(ctx: Context) -> pd.DataFrame:
     bursts AS (SELECT facility_id, burst, min(t) AS t0, max(t) AS t1,
                       count(DISTINCT person_id) AS persons
                FROM isl GROUP BY ALL HAVING count(DISTINCT person_id) >= {int(c['min_persons'])}),
-    kept AS (SELECT i.* FROM isl i SEMI JOIN bursts b USING (facility_id, burst)),
+    pb AS (SELECT i.facility_id, i.person_id, count(DISTINCT i.burst) AS nb
+           FROM isl i SEMI JOIN bursts b USING (facility_id, burst) GROUP BY ALL),
+    rep AS (SELECT i.facility_id, i.burst,
+                   avg(CASE WHEN pb.nb >= 2 THEN 1.0 ELSE 0.0 END) AS repeat_share
+            FROM isl i SEMI JOIN bursts b USING (facility_id, burst)
+            JOIN pb USING (facility_id, person_id) GROUP BY ALL),
+    kept AS (SELECT i.* FROM isl i JOIN rep USING (facility_id, burst)
+             WHERE {int(c['min_bursts'])} <= 1
+                OR rep.repeat_share >= {float(c['min_repeat_share'])}),
     fm AS (SELECT k.facility_id, strftime(k.t, '%Y-%m') AS period,
                   count(DISTINCT k.burst) AS bursts, count(DISTINCT k.person_id) AS persons,
                   count(*) AS settlements, sum(k.fund_paid) AS fund,
@@ -98,7 +131,8 @@ def group_visits(ctx: Context) -> pd.DataFrame:
                       AS round_share,
                   {ids('k.settlement_id', ctx)} AS settlement_ids
            FROM kept k GROUP BY ALL),
-    tot AS (SELECT facility_id, count(DISTINCT burst) AS all_bursts FROM kept GROUP BY 1),
+    tot AS (SELECT facility_id, count(DISTINCT burst) AS all_bursts FROM kept GROUP BY 1
+            HAVING count(DISTINCT burst) >= {int(c['min_bursts'])}),
     mx AS (SELECT facility_id, strftime(t0, '%Y-%m') AS period, max(persons) AS max_persons
            FROM bursts GROUP BY ALL)
     SELECT 'facility' AS subject_type, fm.facility_id AS subject_id, fm.facility_id, fm.period,
@@ -117,64 +151,58 @@ def group_visits(ctx: Context) -> pd.DataFrame:
 
 
 @detector("dialysis_overbilling", title="血液透析 haemodialysis over-billing", model="M16",
-          subjects=("facility",), requires=("fee_lines",))
+          subjects=("person",), requires=("fee_lines",))
 def dialysis_overbilling(ctx: Context) -> pd.DataFrame:
-    """Dialysis sessions per patient above the clinical pattern, per facility-month.
+    """Dialysis sessions per patient above the clinical pattern, per patient, centre and month.
 
-    Sessions are the quantities of ``item_classes`` lines per person and day. Excess sessions
-    are those above ``max_sessions_per_day`` per day, above ``max_sessions_per_week`` per ISO
-    week, and any session at a second facility the same day. Facility-months with >=
-    ``min_excess_sessions`` excess sessions for some patient fire. Amount: excess x unit price.
+    Sessions are the quantities of ``item_classes`` lines per person, facility and day. Within
+    each ISO week sessions are ranked by how usual their weekday is for the patient (a fixed
+    Mon/Wed/Fri schedule makes an extra Tuesday stand out); excess sessions are those beyond
+    the ``max_sessions_per_week``-th of the week, beyond ``max_sessions_per_day`` a day, and
+    sessions at a second facility the same day. Patient-months with >= ``min_excess_sessions``
+    fire; the lead lists exactly the excess claims. Amount: their dialysis fees.
     """
     c = ctx.cfg
     return ctx.df(f"""
     WITH dl AS (
         SELECT l.settlement_id, s.person_id, s.facility_id, l.service_time::DATE AS d,
-               l.qty, l.amount, l.amount / nullif(l.qty, 0) AS price
+               min(l.service_time) AS t, sum(l.qty) AS qty, sum(l.amount) AS amount
         FROM fee_lines l JOIN catalogue cat USING (item_code)
         JOIN settlements s USING (settlement_id)
-        WHERE cat.item_class IN {sql_list(c['item_classes'])} AND l.qty > 0),
-    day AS (SELECT person_id, facility_id, d, sum(qty) AS sessions, avg(price) AS price,
-                   list(DISTINCT settlement_id) AS sids
-            FROM dl GROUP BY ALL),
-    other AS (SELECT a.person_id, a.facility_id, a.d, count(DISTINCT b.facility_id) AS n_other
-              FROM day a JOIN day b ON a.person_id = b.person_id AND a.d = b.d
-               AND a.facility_id > b.facility_id GROUP BY ALL),
-    wk AS (SELECT person_id, facility_id, date_trunc('week', d) AS wk, sum(sessions) AS s,
-                  avg(price) AS price FROM day GROUP BY ALL),
-    excess AS (
-        SELECT person_id, facility_id, strftime(d, '%Y-%m') AS period,
-               greatest(0, sessions - {float(c['max_sessions_per_day'])}) AS ex_day,
-               0.0 AS ex_week, coalesce(o.n_other, 0) * 1.0 AS ex_dup, price, sids
-        FROM day LEFT JOIN other o USING (person_id, facility_id, d)
-        UNION ALL
-        SELECT person_id, facility_id, strftime(wk, '%Y-%m'), 0.0,
-               greatest(0, s - {float(c['max_sessions_per_week'])}), 0.0, price, []
-        FROM wk),
-    pm AS (SELECT facility_id, period, person_id, sum(ex_day) AS ex_day,
-                  sum(ex_week) AS ex_week, sum(ex_dup) AS ex_dup,
-                  sum((ex_day + ex_week + ex_dup) * price) AS amt,
-                  flatten(list(sids) FILTER (WHERE ex_day > 0 OR ex_dup > 0)) AS sids
-           FROM excess GROUP BY ALL),
-    fired AS (SELECT * FROM pm
-              WHERE ex_day + ex_week + ex_dup >= {float(c['min_excess_sessions'])}),
-    sess AS (SELECT f.facility_id, f.period, list_distinct(flatten(list(d.sids))) AS sids
-             FROM fired f JOIN day d ON d.person_id = f.person_id
-              AND d.facility_id = f.facility_id AND strftime(d.d, '%Y-%m') = f.period
-             GROUP BY ALL),
-    fm AS (SELECT facility_id, period, count(*) AS patients, sum(ex_day) AS ex_day,
-                  sum(ex_week) AS ex_week, sum(ex_dup) AS ex_dup, sum(amt) AS amt,
-                  max(ex_day + ex_week + ex_dup) AS worst
-           FROM fired GROUP BY ALL)
-    SELECT 'facility' AS subject_type, fm.facility_id AS subject_id, fm.facility_id, fm.period,
-           least(1.0, 0.5 * fm.worst / {float(c['min_excess_sessions'])}
-                 * (1 + 0.1 * least(fm.patients - 1, 5))) AS score,
-           fm.amt AS amount,
-           to_json(struct_pack(patients := fm.patients, excess_daily := fm.ex_day,
-               excess_weekly := fm.ex_week, same_day_other_facility := fm.ex_dup,
-               max_excess_one_patient := fm.worst))::VARCHAR AS evidence,
-           list_slice(list_sort(s.sids), 1, {ctx.cap}) AS settlement_ids
-    FROM fm JOIN sess s USING (facility_id, period)
+        WHERE cat.item_class IN {sql_list(c['item_classes'])} AND l.qty > 0
+        GROUP BY ALL),
+    usual AS (SELECT person_id, dayofweek(d) AS dow,
+                     count(*) / sum(count(*)) OVER (PARTITION BY person_id) AS dow_share
+              FROM dl GROUP BY person_id, dayofweek(d)),
+    ranked AS (
+        SELECT dl.*, u.dow_share,
+               sum(qty) OVER (PARTITION BY dl.person_id, date_trunc('week', d)
+                              ORDER BY u.dow_share DESC, t, settlement_id) AS cum_week,
+                  sum(qty) OVER (PARTITION BY dl.person_id, d ORDER BY t, settlement_id) AS cum_day,
+                  count(DISTINCT facility_id) OVER (PARTITION BY dl.person_id, d) AS facs_day,
+                  row_number() OVER (PARTITION BY dl.person_id, d ORDER BY t, settlement_id)
+                      AS nth
+        FROM dl JOIN usual u ON u.person_id = dl.person_id AND u.dow = dayofweek(dl.d)),
+    ex AS (
+        SELECT *, greatest(least(qty, cum_week - {float(c['max_sessions_per_week'])}),
+                           least(qty, cum_day - {float(c['max_sessions_per_day'])}),
+                           CASE WHEN facs_day > 1 AND nth > 1 THEN qty ELSE 0 END, 0)
+                  AS excess
+        FROM ranked),
+    pm AS (
+        SELECT person_id, facility_id, strftime(d, '%Y-%m') AS period, sum(excess) AS excess,
+               sum(amount * excess / qty) AS amt, count(*) AS sessions_billed,
+               list_sort(list(settlement_id) FILTER (WHERE excess > 0)) AS sids,
+               max(cum_week) AS max_week
+        FROM ex GROUP BY ALL)
+    SELECT 'person' AS subject_type, person_id AS subject_id, facility_id, period,
+           least(1.0, 0.5 * excess / {float(c['min_excess_sessions'])}) AS score,
+           amt AS amount,
+           to_json(struct_pack(excess_sessions := excess, sessions_billed := sessions_billed,
+               max_sessions_in_a_week := max_week,
+               max_per_week := {float(c['max_sessions_per_week'])}))::VARCHAR AS evidence,
+           list_slice(sids, 1, {ctx.cap}) AS settlement_ids
+    FROM pm WHERE excess >= {float(c['min_excess_sessions'])}
     """)
 
 

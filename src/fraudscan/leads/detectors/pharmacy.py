@@ -16,7 +16,8 @@ def drug_resale(ctx: Context) -> pd.DataFrame:
     With trace scans: scans are ordered per trace code; a later sale in another settlement
     (not a refund of the first) links the earlier buyer to the reselling facility. Persons with
     >= ``min_reappearing_codes`` reappearing boxes and facilities reselling >=
-    ``min_resale_facility_codes`` boxes fire. Without trace scans (and in addition): persons
+    ``min_resale_facility_codes`` boxes fire. Without trace scans (and with them when
+    ``possession_with_trace``): persons
     whose days' supply of one resale-prone drug group within ``possession_window_days`` exceeds
     ``max_possession_ratio`` x the window, bought at >= ``min_facilities`` facilities.
     """
@@ -67,6 +68,9 @@ def drug_resale(ctx: Context) -> pd.DataFrame:
         """))
     else:
         ctx.notes.append("trace_scans absent: trace-code chains not used, possession ratio only")
+    if ctx.has("trace_scans") and not c["possession_with_trace"]:
+        parts = [p for p in parts if not p.empty]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     w = int(c["possession_window_days"])
     prone = "AND coalesce(cat.resale_prone, false)" if c["resale_prone_only"] else ""
     parts.append(ctx.df(f"""
@@ -115,8 +119,10 @@ def item_switching(ctx: Context) -> pd.DataFrame:
     (the larger of quantity billed to the fund in fee lines and sales in stock movements) is
     compared with purchases plus returns/adjustments. Items exceeding that by more than
     ``tolerance`` (opening stock, timing) and ``min_excess_qty`` are excess; facilities whose
-    excess is worth >= ``min_excess_amount`` fire. Evidence lists the over-sold items and the
-    items bought but not sold (the likely real goods behind the switch).
+    excess is worth >= ``min_excess_amount`` fire. With ``require_partner`` an over-sold item
+    only counts when an item of the same class was bought but not sold at that facility (the
+    real goods behind the switch); without it any stock gap fires (resale and cash-out leave
+    gaps too). Evidence lists both.
     """
     c = ctx.cfg
     classes = sql_list(c["stock_classes"])
@@ -158,6 +164,14 @@ def item_switching(ctx: Context) -> pd.DataFrame:
                      AS unsold
               FROM x WHERE available > (1 + {float(c['tolerance'])}) * sold
                 AND available - sold >= {float(c['min_excess_qty'])} GROUP BY 1),
+    over_p AS (SELECT o.* FROM over o
+               WHERE NOT {str(bool(c['require_partner'])).lower()} OR EXISTS (
+                   SELECT 1 FROM x u JOIN catalogue cu ON cu.item_code = u.item_code
+                   JOIN catalogue co ON co.item_code = o.item_code
+                   WHERE u.facility_id = o.facility_id AND cu.item_class = co.item_class
+                     AND u.item_code <> o.item_code
+                     AND u.available > (1 + {float(c['tolerance'])}) * u.sold
+                     AND u.available - u.sold >= {float(c['min_excess_qty'])})),
     fac AS (SELECT facility_id, sum(excess * price) AS amt, count(*) AS n_items,
                    list(struct_pack(item_code := item_code, sold := sold,
                         purchased := purchased, excess := excess) ORDER BY excess * price DESC)
@@ -165,7 +179,8 @@ def item_switching(ctx: Context) -> pd.DataFrame:
                    list_slice(list_sort(list_distinct(flatten(list(coalesce(sids, []))))),
                               1, {ctx.cap}) AS settlement_ids,
                    strftime(max(last_t), '%Y') AS period
-            FROM over GROUP BY 1 HAVING sum(excess * price) >= {float(c['min_excess_amount'])})
+            FROM over_p GROUP BY 1
+            HAVING sum(excess * price) >= {float(c['min_excess_amount'])})
     SELECT 'facility' AS subject_type, f.facility_id AS subject_id, f.facility_id,
            coalesce(f.period, '') AS period,
            least(1.0, 0.5 * f.amt / {float(c["min_excess_amount"])}) AS score,
@@ -179,25 +194,27 @@ def item_switching(ctx: Context) -> pd.DataFrame:
 
 
 @detector("card_cashout", title="套现 card cash-out at pharmacies", model="M19",
-          subjects=("facility",))
+          subjects=("person", "facility"))
 def card_cashout(ctx: Context) -> pd.DataFrame:
-    """Pharmacy-months with many round-amount sales or trace-required boxes sold unscanned.
+    """Cards swiped for large round sums at pharmacies, and pharmacies where that clusters.
 
-    For pharmacy settlements (pharmacy facilities or med_type 41) per facility-month: the share
-    of totals that are multiples of ``round_unit`` and, when fee lines and trace scans exist,
-    the share of sales of trace-required drugs with no scan. Fires at >= ``min_settlements``
-    settlements and a round share >= ``min_round_share`` or an unscanned share >=
-    ``min_no_trace_share``. The suspicious settlements are listed.
+    A pharmacy settlement (pharmacy facility or med_type 41) is *round* when its total is a
+    multiple of ``round_unit`` and at least ``min_round_amount`` (real baskets rarely are).
+    Persons with >= ``min_person_round`` round purchases in a year fire (cards collected and
+    swiped, 敛卡套刷); pharmacies fire per year when they have >= ``min_round_settlements``
+    round sales and a round share >= ``min_lift`` x the median pharmacy's, or, with fee lines
+    and trace scans, when >= ``min_no_trace_share`` of sales of trace-required drugs carry no
+    scan (goods never left the shelf).
     """
     c = ctx.cfg
-    unit = float(c["round_unit"])
+    unit, least_amt = float(c["round_unit"]), float(c["min_round_amount"])
     pharm = sql_list(ctx.common["pharmacy_facility_types"])
     if ctx.has("fee_lines") and ctx.has("trace_scans"):
         trace = """
         SELECT l.settlement_id, bool_or(cat.trace_required) AS needs_trace,
-               bool_or(cat.trace_required AND NOT EXISTS (
-                   SELECT 1 FROM trace_scans t WHERE t.line_id = l.line_id)) AS unscanned
+               bool_or(cat.trace_required AND sc.line_id IS NULL) AS unscanned
         FROM fee_lines l JOIN catalogue cat USING (item_code)
+        LEFT JOIN (SELECT DISTINCT line_id FROM trace_scans) sc USING (line_id)
         WHERE l.qty > 0 AND l.settlement_id IN (SELECT settlement_id FROM ph) GROUP BY 1"""
     else:
         ctx.notes.append("fee_lines or trace_scans absent: unscanned-box signal not used")
@@ -206,8 +223,8 @@ def card_cashout(ctx: Context) -> pd.DataFrame:
     return ctx.df(f"""
     WITH ph AS (
         SELECT s.settlement_id, s.person_id, s.facility_id, s.total_amount, s.fund_paid,
-               s.account_paid, strftime(s.settle_time, '%Y-%m') AS period,
-               s.total_amount > 0 AND abs(s.total_amount / {unit}
+               s.account_paid, strftime(s.settle_time, '%Y') AS year,
+               s.total_amount >= {least_amt} AND abs(s.total_amount / {unit}
                    - round(s.total_amount / {unit})) < 1e-6 AS is_round
         FROM settlements s JOIN facilities f USING (facility_id)
         WHERE f.facility_type IN {pharm} OR s.medical_type = '41'),
@@ -215,26 +232,48 @@ def card_cashout(ctx: Context) -> pd.DataFrame:
     j AS (SELECT ph.*, coalesce(tr.needs_trace, false) AS needs_trace,
                  coalesce(tr.unscanned, false) AS unscanned
           FROM ph LEFT JOIN tr USING (settlement_id)),
-    fm AS (
-        SELECT facility_id, period, count(*) AS n, count(DISTINCT person_id) AS persons,
+    fy AS (
+        SELECT facility_id, year, count(*) AS n, count(*) FILTER (WHERE is_round) AS n_round,
                avg(CASE WHEN is_round THEN 1.0 ELSE 0.0 END) AS round_share,
                count(*) FILTER (WHERE needs_trace) AS n_trace,
                avg(CASE WHEN unscanned THEN 1.0 ELSE 0.0 END) FILTER (WHERE needs_trace)
                    AS no_trace_share,
+               count(DISTINCT person_id) FILTER (WHERE is_round) AS round_persons,
                sum(fund_paid + account_paid) FILTER (WHERE is_round OR unscanned) AS amt,
                list_slice(list_sort(list(settlement_id) FILTER (WHERE is_round OR unscanned)),
                           1, {ctx.cap}) AS settlement_ids
-        FROM j GROUP BY ALL)
-    SELECT 'facility' AS subject_type, facility_id AS subject_id, facility_id, period,
-           least(1.0, 0.5 * greatest(round_share / {float(c['min_round_share'])},
-                 coalesce(no_trace_share, 0) / {float(c['min_no_trace_share'])})) AS score,
-           coalesce(amt, 0) AS amount,
-           to_json(struct_pack(settlements := n, persons := persons,
-               round_share := round(round_share, 3), trace_required_sales := n_trace,
-               unscanned_share := round(no_trace_share, 3),
-               round_unit := {unit}))::VARCHAR AS evidence,
-           settlement_ids
-    FROM fm WHERE n >= {int(c['min_settlements'])}
-      AND (round_share >= {float(c['min_round_share'])}
-           OR coalesce(no_trace_share, 0) >= {float(c['min_no_trace_share'])})
+        FROM j GROUP BY ALL),
+    peer AS (SELECT year, median(round_share) AS med FROM fy GROUP BY 1),
+    fac AS (
+        SELECT 'facility' AS subject_type, fy.facility_id AS subject_id, fy.facility_id,
+               fy.year AS period,
+               least(1.0, greatest(
+                   0.5 * fy.round_share / greatest(p.med, 1e-9) / {float(c['min_lift'])},
+                   0.5 * coalesce(fy.no_trace_share, 0) / {float(c['min_no_trace_share'])}))
+                   AS score,
+               coalesce(fy.amt, 0) AS amount,
+               to_json(struct_pack(signal := 'pharmacy', settlements := fy.n,
+                   round_settlements := fy.n_round, round_persons := fy.round_persons,
+                   round_share := round(fy.round_share, 4),
+                   peer_median_round_share := round(p.med, 4),
+                   trace_required_sales := fy.n_trace,
+                   unscanned_share := round(fy.no_trace_share, 3)))::VARCHAR AS evidence,
+               fy.settlement_ids
+        FROM fy JOIN peer p USING (year)
+        WHERE (fy.n_round >= {int(c['min_round_settlements'])}
+               AND fy.round_share >= {float(c['min_lift'])} * p.med)
+           OR (fy.n_trace >= {int(c['min_round_settlements'])}
+               AND coalesce(fy.no_trace_share, 0) >= {float(c['min_no_trace_share'])})),
+    per AS (
+        SELECT 'person' AS subject_type, person_id AS subject_id,
+               mode(facility_id) AS facility_id, year AS period,
+               least(1.0, 0.5 * count(*) / {int(c['min_person_round'])}) AS score,
+               sum(fund_paid + account_paid) AS amount,
+               to_json(struct_pack(signal := 'person', round_purchases := count(*),
+                   pharmacies := count(DISTINCT facility_id),
+                   total := round(sum(total_amount), 2)))::VARCHAR AS evidence,
+               {ids('settlement_id', ctx)} AS settlement_ids
+        FROM j WHERE is_round GROUP BY person_id, year
+        HAVING count(*) >= {int(c['min_person_round'])})
+    SELECT * FROM fac UNION ALL SELECT * FROM per
     """)
