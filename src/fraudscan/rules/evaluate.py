@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+import duckdb
 import pandas as pd
 
 from fraudscan.rules.model import RuleSet, load_rules
@@ -52,15 +53,24 @@ GROUP BY 1, 2
 
 def evaluate(workspace: str | os.PathLike[str] | Workspace,
              rules: RuleSet | None = None) -> pd.DataFrame:
-    """Per rule: injected labels, found, recall, block findings (all / on clean claims)."""
+    """Per rule: injected labels, found, recall, block findings (all / on clean claims).
+
+    Reads ``rule_findings`` from the workspace's DuckDB (run :func:`screen` first).
+    """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    rules = rules or load_rules()
     with ws.connect() as con:
-        rec = con.execute(_RECALL).df()
-        clean = con.execute(_SQL).df()
-        tot = con.execute("SELECT rule_id, count(*) AS findings, "
-                          "count(*) FILTER (WHERE action = 'block') AS blocks "
-                          "FROM rule_findings GROUP BY 1").df()
+        return evaluate_connection(con, rules)
+
+
+def evaluate_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = None
+                        ) -> pd.DataFrame:
+    """:func:`evaluate` on an open connection that has the canonical views and findings."""
+    rules = rules or load_rules()
+    rec = con.execute(_RECALL).df()
+    clean = con.execute(_SQL).df()
+    tot = con.execute("SELECT rule_id, count(*) AS findings, "
+                      "count(*) FILTER (WHERE action = 'block') AS blocks "
+                      "FROM rule_findings GROUP BY 1").df()
     rec = rec.groupby("rule_id", as_index=False)[["injected", "found"]].sum()
     base = pd.DataFrame([{"rule_id": r.id, "name": r.name, "action": r.action}
                          for r in rules.latest()])
