@@ -120,7 +120,7 @@ class Ctx:
         self.pool_cnt = np.asarray(cnts, dtype=np.int64)
         # catalogue arrays
         self.var = variants_of(cat)
-        self.c_code = cat["item_code"].to_numpy().astype(str)
+        self.c_code = cat["item_code"].to_numpy(dtype=object)  # shared str objects
         self.c_class = cat["item_class"].to_numpy().astype(str)
         self.c_sex = cat["sex_limit"].fillna("").to_numpy().astype("U1")
         self.c_amin = cat["age_min_days"].astype("float64").fillna(-1).to_numpy()

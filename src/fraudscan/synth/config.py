@@ -41,9 +41,9 @@ class SynthConfig:
     scenario_intensity: dict[str, float] = field(default_factory=dict)
     rule_violation_rate: float = 0.002
     """Share of lines/settlements the rule-violation injector (rules engineer) may corrupt."""
-    outpatient_rate: float = 2.6
+    outpatient_rate: float = 4.2
     """Mean acute outpatient visits per person-year (scaled by an age profile)."""
-    pharmacy_rate: float = 2.2
+    pharmacy_rate: float = 3.6
     """Mean over-the-counter pharmacy purchases (med_type 41) per person-year."""
     admission_rate: float = 0.11
     """Mean admissions per person-year (scaled by an age profile)."""

@@ -116,7 +116,7 @@ def finalize(ctx: Ctx) -> dict[str, pd.DataFrame]:
                                              "Int64"),
         "staff_id": np.where(lst >= 0, staff_ids[np.maximum(lst, 0)], None),
         "department": s["dept"].to_numpy()[pos],
-        "prescription_no": np.where(rx, ids("R", lines["sid"], 9), None),
+        "prescription_no": np.where(rx, ids("R", s["sid"], 9)[pos], None),
         "approval_flag": False,
         "discharge_drug": lines["dd"].fillna(False).to_numpy().astype(bool),
     })
