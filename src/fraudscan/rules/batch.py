@@ -89,6 +89,11 @@ def _line_select(r: Rule, src: str, where: str, amount: str = "amount") -> str:
             f" AND ({where})")
 
 
+def _cond(where: str, amount: str = "amount") -> tuple[str, str]:
+    """A simple line check: its condition and amount over the line-context columns."""
+    return where, amount
+
+
 def _claim_select(r: Rule, src: str, where: str, amount: str = "s.total_amount") -> str:
     return (f"SELECT {_head(r)}, s.settlement_id, NULL, s.person_id, s.facility_id, "
             f"s.attending_staff_id, CAST(s.admission_time AS DATE), round({amount}, 2), "
@@ -115,56 +120,55 @@ _AGE_SQL = {
 }
 
 
-def sql_item_sex(r: Rule) -> str:
-    return _line_select(r, "_rs_lc", f"{_classes(r)} AND sex_limit IS NOT NULL AND "
+def cond_item_sex(r: Rule) -> tuple[str, str]:
+    return _cond(f"{_classes(r)} AND sex_limit IS NOT NULL AND "
                         "sex IN ('1', '2') AND sex <> sex_limit")
 
 
-def sql_item_age(r: Rule) -> str:
-    return _line_select(r, "_rs_lc", f"{_classes(r)} AND age IS NOT NULL AND "
+def cond_item_age(r: Rule) -> tuple[str, str]:
+    return _cond(f"{_classes(r)} AND age IS NOT NULL AND "
                         f"({_AGE_SQL[r.params['band']]})")
 
 
-def sql_item_insurance(r: Rule) -> str:
+def cond_item_insurance(r: Rule) -> tuple[str, str]:
     wi = "true" if r.params["group"] == "work_injury" else "false"
-    return _line_select(r, "_rs_lc", f"{_classes(r)} AND ins_l IS NOT NULL AND "
+    return _cond(f"{_classes(r)} AND ins_l IS NOT NULL AND "
                         f"list_contains(ins_l, '410') = {wi} AND "
                         "NOT list_contains(ins_l, insurance_type)")
 
 
-def sql_item_facility_level(r: Rule) -> str:
-    return _line_select(r, "_rs_lc", f"{_classes(r)} AND min_facility_level IS NOT NULL AND "
+def cond_item_facility_level(r: Rule) -> tuple[str, str]:
+    return _cond(f"{_classes(r)} AND min_facility_level IS NOT NULL AND "
                         "coalesce(level, 0) < min_facility_level")
 
 
-def sql_item_care_mode(r: Rule) -> str:
-    return _line_select(r, "_rs_lc", f"{_classes(r)} AND care_l IS NOT NULL AND "
+def cond_item_care_mode(r: Rule) -> tuple[str, str]:
+    return _cond(f"{_classes(r)} AND care_l IS NOT NULL AND "
                         "NOT list_contains(care_l, medical_type)")
 
 
 def sql_item_indication(r: Rule) -> str:
     base = (f"qty > 0 AND {_period(r, 'd')} AND {_classes(r)} AND ind_l IS NOT NULL "
             "AND NOT appr")
-    src = (f"(SELECT * FROM _rs_lc WHERE {base} AND line_id NOT IN ("
+    src = (f"(SELECT * FROM {_LC} WHERE {base} AND line_id NOT IN ("
            f"SELECT DISTINCT x.line_id FROM (SELECT line_id, settlement_id, unnest(ind_l) AS p "
-           f"FROM _rs_lc WHERE {base}) x JOIN _rs_dx dx ON dx.settlement_id = x.settlement_id "
+           f"FROM {_LC} WHERE {base}) x JOIN _rs_dx dx ON dx.settlement_id = x.settlement_id "
            "AND starts_with(dx.code, x.p)))")
     return _line_select(r, src, "true")
 
-
-def sql_item_department(r: Rule) -> str:
-    return _line_select(r, "_rs_lc", f"{_classes(r)} AND dept_l IS NOT NULL AND dept IS NOT "
+def cond_item_department(r: Rule) -> tuple[str, str]:
+    return _cond(f"{_classes(r)} AND dept_l IS NOT NULL AND dept IS NOT "
                         "NULL AND NOT list_contains(dept_l, dept)")
 
 
-def sql_item_days_supply(r: Rule) -> str:
-    return _line_select(r, "_rs_lc", f"{_classes(r)} AND max_days_supply IS NOT NULL AND "
+def cond_item_days_supply(r: Rule) -> tuple[str, str]:
+    return _cond(f"{_classes(r)} AND max_days_supply IS NOT NULL AND "
                         "days_supply IS NOT NULL AND days_supply > max_days_supply")
 
 
-def sql_item_qty_per_day(r: Rule) -> str:
+def cond_item_qty_per_day(r: Rule) -> tuple[str, str]:
     per_day = "(qty / greatest(coalesce(days_supply, 1), 1))"
-    return _line_select(r, "_rs_lc", f"{_classes(r)} AND max_qty_per_day IS NOT NULL AND "
+    return _cond(f"{_classes(r)} AND max_qty_per_day IS NOT NULL AND "
                         f"{per_day} > max_qty_per_day + {EPS}",
                         f"amount * (1 - max_qty_per_day / {per_day})")
 
@@ -172,31 +176,34 @@ def sql_item_qty_per_day(r: Rule) -> str:
 def sql_item_frequency(r: Rule) -> str:
     dc = f"item_class IN {_list(r.params['day_classes'])}"
     sc = f"item_class IN {_list(r.params['stay_classes'])}"
-    src = (f"(SELECT *, CASE WHEN max_qty_per_day IS NOT NULL AND {dc} AND "
-           f"day_sum > max_qty_per_day + {EPS} THEN (day_sum - max_qty_per_day) / day_sum "
-           f"ELSE 0 END AS f_day, CASE WHEN max_per_stay IS NOT NULL AND {sc} AND "
-           f"stay_sum > max_per_stay + {EPS} THEN (stay_sum - max_per_stay) / stay_sum "
-           "ELSE 0 END AS f_stay FROM (SELECT *, "
-           "sum(qty) OVER (PARTITION BY settlement_id, item_code, d) AS day_sum, "
-           "sum(qty) OVER (PARTITION BY settlement_id, item_code) AS stay_sum FROM _rs_lc "
-           f"WHERE (max_qty_per_day IS NOT NULL AND {dc}) OR (max_per_stay IS NOT NULL AND "
-           f"{sc})))")
+    day = (f"SELECT settlement_id, item_code, d, (sum(qty) - any_value(max_qty_per_day)) / "
+           f"sum(qty) AS f_day FROM {_LC} WHERE max_qty_per_day IS NOT NULL AND {dc} "
+           f"GROUP BY ALL HAVING sum(qty) > any_value(max_qty_per_day) + {EPS}")
+    stay = (f"SELECT settlement_id, item_code, (sum(qty) - any_value(max_per_stay)) / "
+            f"sum(qty) AS f_stay FROM {_LC} WHERE max_per_stay IS NOT NULL AND {sc} "
+            f"GROUP BY ALL HAVING sum(qty) > any_value(max_per_stay) + {EPS}")
+    keys = (f"SELECT DISTINCT settlement_id, item_code FROM ({day}) UNION "
+            f"SELECT settlement_id, item_code FROM ({stay})")
+    src = (f"(SELECT lc.*, coalesce(a.f_day, 0) AS f_day, coalesce(b.f_stay, 0) AS f_stay "
+           f"FROM (SELECT * FROM _rs_lc WHERE (settlement_id, item_code) IN ({keys})) lc "
+           f"LEFT JOIN ({day}) a ON a.settlement_id = lc.settlement_id AND "
+           "a.item_code = lc.item_code AND a.d = lc.d "
+           f"LEFT JOIN ({stay}) b ON b.settlement_id = lc.settlement_id AND "
+           "b.item_code = lc.item_code)")
     return _line_select(r, src, "greatest(f_day, f_stay) > 0",
                         "amount * greatest(f_day, f_stay)")
 
-
-def sql_item_price_cap(r: Rule) -> str:
+def cond_item_price_cap(r: Rule) -> tuple[str, str]:
     cap = ("(CASE least(greatest(coalesce(level, 0), 1), 3) WHEN 1 THEN price_cap_lv1 "
            "WHEN 2 THEN price_cap_lv2 ELSE price_cap_lv3 END)")
-    return _line_select(r, "_rs_lc", f"{_classes(r)} AND {cap} IS NOT NULL AND "
+    return _cond(f"{_classes(r)} AND {cap} IS NOT NULL AND "
                         f"unit_price > {cap} + {PRICE_TOL}", f"(unit_price - {cap}) * qty")
 
 
 def sql_item_course(r: Rule) -> str:
-    src = ("(SELECT *, min(d) OVER (PARTITION BY person_id, item_code) AS first_d FROM _rs_lc "
+    src = (f"(SELECT *, min(d) OVER (PARTITION BY person_id, item_code) AS first_d FROM {_LC} "
            "WHERE course_days IS NOT NULL AND qty > 0)")
     return _line_select(r, src, f"{_classes(r)} AND date_diff('day', first_d, d) >= course_days")
-
 
 def sql_item_period(r: Rule, periods: Sequence[int]) -> str:
     parts = []
@@ -204,18 +211,17 @@ def sql_item_period(r: Rule, periods: Sequence[int]) -> str:
         parts.append(
             f"SELECT *, sum(qty) OVER (PARTITION BY person_id, item_code ORDER BY d RANGE "
             f"BETWEEN INTERVAL {max(int(p) - 1, 0)} DAY PRECEDING AND CURRENT ROW) AS win "
-            f"FROM _rs_lc WHERE period_days = {int(p)} AND max_per_period IS NOT NULL")
+            f"FROM {_LC} WHERE period_days = {int(p)} AND max_per_period IS NOT NULL")
     if not parts:
         return ""
     src = "(" + " UNION ALL ".join(parts) + ")"
     return _line_select(r, src, f"{_classes(r)} AND win > max_per_period + {EPS}")
 
-
-def sql_item_trace_missing(r: Rule) -> str:
+def cond_item_trace_missing(r: Rule) -> tuple[str, str]:
     mts = r.params.get("medical_types")
     scope = f" AND medical_type IN {_list(mts)}" if mts is not None else ""
-    return _line_select(r, "_rs_lc", f"{_classes(r)} AND trace_required{scope} AND line_id NOT "
-                        "IN (SELECT line_id FROM trace_scans WHERE line_id IS NOT NULL)")
+    return _cond(f"{_classes(r)} AND trace_required{scope} AND NOT "
+                        "scanned")
 
 
 def sql_item_staff_status(r: Rule) -> str:
@@ -227,29 +233,33 @@ def sql_item_staff_status(r: Rule) -> str:
                         "d <= status_to)) OR (staff_death IS NOT NULL AND d > staff_death)")
 
 
-def sql_item_listed(r: Rule) -> str:
+def cond_item_listed(r: Rule) -> tuple[str, str]:
     codes = _list(kp["code"] for kp in r.knowledge)
     net = " AND internet" if r.params.get("internet_only") else ""
-    return _line_select(r, "_rs_lc", f"item_code IN {codes}{net}")
+    return _cond(f"item_code IN {codes}{net}")
 
 
 def sql_pair_duplicate(r: Rule) -> str:
     k = _values([(kp["a"], kp["b"]) for kp in r.knowledge], ("a", "b"))
-    src = (f"(SELECT lc.* FROM _rs_lc lc JOIN (SELECT DISTINCT p.settlement_id, p.d, k.b FROM "
-           f"(SELECT DISTINCT settlement_id, d, item_code FROM _rs_lc WHERE qty > 0) p "
+    a_codes = _list(kp["a"] for kp in r.knowledge)
+    b_codes = _list(kp["b"] for kp in r.knowledge)
+    src = (f"(SELECT lc.* FROM (SELECT * FROM _rs_lc WHERE item_code IN {b_codes}) lc JOIN "
+           f"(SELECT DISTINCT p.settlement_id, p.d, k.b FROM (SELECT DISTINCT settlement_id, d, "
+           f"item_code FROM _rs_lc WHERE qty > 0 AND item_code IN {a_codes}) p "
            f"JOIN {k} ON p.item_code = k.a) h ON h.settlement_id = lc.settlement_id AND "
            "h.d = lc.d AND h.b = lc.item_code)")
     return _line_select(r, src, "true")
 
-
 def sql_pair_included(r: Rule) -> str:
     k = _values([(kp["service"], kp["consumable"]) for kp in r.knowledge], ("a", "b"))
-    src = (f"(SELECT lc.* FROM _rs_lc lc JOIN (SELECT DISTINCT p.settlement_id, k.b FROM "
-           f"(SELECT DISTINCT settlement_id, item_code FROM _rs_lc WHERE qty > 0) p "
+    a_codes = _list(kp["service"] for kp in r.knowledge)
+    b_codes = _list(kp["consumable"] for kp in r.knowledge)
+    src = (f"(SELECT lc.* FROM (SELECT * FROM _rs_lc WHERE item_code IN {b_codes}) lc JOIN "
+           f"(SELECT DISTINCT p.settlement_id, k.b FROM (SELECT DISTINCT settlement_id, "
+           f"item_code FROM _rs_lc WHERE qty > 0 AND item_code IN {a_codes}) p "
            f"JOIN {k} ON p.item_code = k.a) h ON h.settlement_id = lc.settlement_id AND "
            "h.b = lc.item_code)")
     return _line_select(r, src, "true")
-
 
 def sql_unbundle(r: Rule) -> str:
     parts = []
@@ -271,71 +281,69 @@ def sql_surgery_discount(r: Rule) -> str:
     for kp in r.knowledge:
         parts.append(
             "SELECT *, row_number() OVER (PARTITION BY settlement_id, d ORDER BY "
-            "cat_price DESC, item_code, line_id) AS rn FROM _rs_lc "
+            f"cat_price DESC, item_code, line_id) AS rn FROM {_LC} "
             f"WHERE qty > 0 AND cat_price IS NOT NULL AND item_code IN {_list(kp['codes'])}")
     src = "(" + " UNION ALL ".join(parts) + ")"
     allowed = f"({rate} * cat_price)"
     return _line_select(r, src, f"rn >= 2 AND unit_price > {allowed} + {PRICE_TOL}",
                         f"(unit_price - {allowed}) * qty")
 
-
 def sql_companion_missing(r: Rule) -> str:
     k = _values([(kp["item"], c) for kp in r.knowledge for c in kp["companions"]],
                 ("item", "comp"))
     items = _list(kp["item"] for kp in r.knowledge)
+    comps = _list(c for kp in r.knowledge for c in kp["companions"])
     src = (f"(SELECT * FROM _rs_lc lc WHERE item_code IN {items} AND NOT EXISTS (SELECT 1 FROM "
-           f"_rs_lc o JOIN {k} ON o.item_code = k.comp WHERE k.item = lc.item_code AND "
-           "o.settlement_id = lc.settlement_id AND o.qty > 0))")
+           f"(SELECT * FROM _rs_lc WHERE item_code IN {comps} AND qty > 0) o JOIN {k} ON "
+           "o.item_code = k.comp WHERE k.item = lc.item_code AND "
+           "o.settlement_id = lc.settlement_id))")
     return _line_select(r, src, "true")
-
 
 def sql_duplicate_drug(r: Rule) -> str:
     excl = r.params.get("excluded_medical_types", [])
     grace = int(r.params.get("grace_days", 0))
-    drugs = f"item_class IN {_list(schema.DRUG_CLASSES)}"
-    base = f"qty > 0 AND {drugs} AND medical_type NOT IN {_list(excl)}"
-    src = (
-        "(SELECT * FROM ("
-        "SELECT lc.*, "
-        "max(CASE WHEN lc.days_supply > 0 AND lc.drug_group IS NOT NULL THEN "
-        "lc.d + CAST(lc.days_supply AS INTEGER) END) "
-        "OVER (PARTITION BY lc.person_id, lc.item_code ORDER BY lc.d, lc.adm_ts, "
-        "lc.settlement_id, lc.line_id "
-        "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end, "
-        "g.n_items FROM (SELECT * FROM _rs_lc WHERE " + base + ") lc "
-        "LEFT JOIN (SELECT settlement_id, d, drug_group, count(DISTINCT item_code) AS n_items "
-        f"FROM _rs_lc WHERE {base} AND drug_group IS NOT NULL GROUP BY 1, 2, 3) g "
-        "ON g.settlement_id = lc.settlement_id AND g.d = lc.d AND g.drug_group = lc.drug_group)"
-        f" WHERE coalesce(n_items, 0) > 1 OR (days_supply > 0 AND drug_group IS NOT NULL AND "
-        "prev_end IS NOT NULL AND "
-        f"prev_end - {grace} > d))")
+    base = (f"(SELECT * FROM {_LC} WHERE qty > 0 AND drug_group IS NOT NULL AND item_class IN "
+            f"{_list(schema.DRUG_CLASSES)} AND medical_type NOT IN {_list(excl)})")
+    same_day = (f"SELECT settlement_id, d, drug_group FROM {base} GROUP BY ALL "
+                "HAVING count(DISTINCT item_code) > 1")
+    supply = ("SELECT line_id FROM (SELECT line_id, d, max(d + CAST(days_supply AS INTEGER)) "
+              "OVER (PARTITION BY person_id, item_code ORDER BY d, adm_ts, settlement_id, "
+              "line_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end "
+              f"FROM {base} WHERE days_supply > 0) WHERE prev_end - {grace} > d")
+    src = (f"(SELECT * FROM {base} WHERE (settlement_id, d, drug_group) IN ({same_day}) OR "
+           f"line_id IN ({supply}))")
     return _line_select(r, src, "true")
 
-
-def sql_fee_outside_stay(r: Rule) -> str:
-    return _line_select(r, "_rs_lc", f"medical_type IN {_list(r.params['medical_types'])} AND "
+def cond_fee_outside_stay(r: Rule) -> tuple[str, str]:
+    return _cond(f"medical_type IN {_list(r.params['medical_types'])} AND "
                         "NOT dd AND (d < adm_d OR d > dis_d)")
 
 
 def sql_trace_reused(r: Rule) -> str:
+    dup = ("SELECT trace_code FROM trace_scans WHERE trace_code IS NOT NULL GROUP BY 1 "
+           "HAVING count(DISTINCT line_id) > 1")
     src = ("(SELECT * FROM _rs_lc WHERE line_id IN (SELECT line_id FROM (SELECT line_id, "
            "row_number() OVER (PARTITION BY trace_code ORDER BY adm_ts, settlement_id, line_id) "
            "AS rn FROM (SELECT DISTINCT t.trace_code, lc.line_id, lc.settlement_id, lc.adm_ts "
-           "FROM trace_scans t JOIN _rs_lc lc ON lc.line_id = t.line_id WHERE lc.qty > 0)) "
-           "WHERE rn > 1))")
+           f"FROM (SELECT * FROM trace_scans WHERE trace_code IN ({dup})) t "
+           "JOIN _rs_lc lc ON lc.line_id = t.line_id WHERE lc.qty > 0)) WHERE rn > 1))")
     return _line_select(r, src, "true")
-
 
 def _prefix_claims(r: Rule, codes_sql: str, cond: str, cols: Sequence[str],
                    rows: list[tuple[object, ...]]) -> str:
+    """Claims with a code starting with a knowledge prefix (an equality join per prefix
+    length, so no nested-loop join over all diagnoses)."""
     k = _values(rows, cols)
-    src = ("settlements s JOIN persons p ON p.person_id = s.person_id")
-    where = (f"s.settlement_id IN (SELECT DISTINCT c.settlement_id FROM ({codes_sql}) c "
-             f"JOIN settlements s2 ON s2.settlement_id = c.settlement_id JOIN persons p2 ON "
-             f"p2.person_id = s2.person_id JOIN {k} ON starts_with(c.code, k.prefix) "
-             f"WHERE {cond})")
+    lens = sorted({len(str(row[cols.index("prefix")])) for row in rows})
+    hits = " UNION ALL ".join(
+        f"SELECT c.settlement_id, k.* FROM ({codes_sql}) c JOIN (SELECT * FROM {k} WHERE "
+        f"length(k.prefix) = {n}) k ON left(c.code, {n}) = k.prefix" for n in lens)
+    src = "settlements s JOIN persons p ON p.person_id = s.person_id"
+    where = (f"s.settlement_id IN (SELECT DISTINCT h.settlement_id FROM ({hits}) h "
+             "JOIN settlements s2 ON s2.settlement_id = h.settlement_id JOIN persons p2 ON "
+             f"p2.person_id = s2.person_id JOIN (SELECT 1) AS k0 ON true WHERE "
+             f"{cond.replace('k.', 'h.')})")
     return _claim_select(r, src, where, "0.0")
-
 
 def sql_diagnosis_sex(r: Rule) -> str:
     rows = [(kp["sex"], p) for kp in r.knowledge for p in kp["prefixes"]]
@@ -390,9 +398,10 @@ def sql_after_death(r: Rule) -> str:
 
 def sql_too_many_drugs(r: Rule) -> str:
     excl = _list(r.params.get("excluded_medical_types", []))
-    g = (f"SELECT settlement_id, coalesce(nullif(prescription_no, ''), '@' || CAST(d AS VARCHAR))"
-         f" AS rx, count(DISTINCT item_code) AS n, sum(amount) AS amt FROM _rs_lc WHERE qty > 0 "
-         f"AND {_classes(r)} AND medical_type NOT IN {excl} GROUP BY 1, 2")
+    g = (f"SELECT settlement_id, nullif(prescription_no, '') AS rx, CASE WHEN "
+         "nullif(prescription_no, '') IS NULL THEN d END AS rx_day, "
+         f"count(DISTINCT item_code) AS n, sum(amount) AS amt FROM {_LC} WHERE qty > 0 "
+         f"AND {_classes(r)} AND medical_type NOT IN {excl} GROUP BY 1, 2, 3")
     src = (f"settlements s JOIN (SELECT settlement_id, sum(amt) AS amt FROM ({g}) WHERE n > "
            f"{int(r.params['max_kinds'])} GROUP BY 1) v ON v.settlement_id = s.settlement_id")
     return _claim_select(r, src, "true", "v.amt")
@@ -423,14 +432,45 @@ def sql_person_suspended(r: Rule) -> str:
     return _claim_select(r, src, where)
 
 
+SIMPLE: dict[str, Callable[[Rule], tuple[str, str]]] = {
+    name[5:]: fn for name, fn in globals().items() if name.startswith("cond_") and callable(fn)
+}
+"""Checks that are a per-line condition over the line context: fused into one scan."""
+
 SQL: dict[str, Callable[..., str]] = {
     name[4:]: fn for name, fn in globals().items() if name.startswith("sql_") and callable(fn)
 }
+for _name, _fn in SIMPLE.items():
+    SQL[_name] = lambda r, f=_fn: _line_select(r, _LC, *f(r))
+
+
+def fused_sql(rules: Sequence[Rule]) -> str:
+    """One scan of the line context evaluating every simple rule version at once."""
+    cases, meta = [], []
+    for i, r in enumerate(rules):
+        where, amount = SIMPLE[r.check](r)
+        cases.append(f"CASE WHEN {_period(r, 'd')} AND ({where}) THEN "
+                     f"{{'i': {i}, 'amt': CAST({amount} AS DOUBLE)}} END")
+        meta.append((i, r.id, r.version, r.action, r.severity, r.message))
+    m = _values(meta, ("i", "rule_id", "rule_version", "action", "severity", "message"))
+    return (f"SELECT k.rule_id, k.rule_version, k.action, k.severity, settlement_id, line_id, "
+            f"person_id, facility_id, staff_eff, d, round(h.amt, 2), k.message FROM ("
+            f"SELECT *, unnest(list_filter([{', '.join(cases)}], lambda x: x IS NOT NULL)) AS h "
+            f"FROM {_LC} WHERE qty > 0) JOIN {m} ON k.i = h.i")
 
 # ---------------------------------------------------------------------------------------------
 
 
 _SETUP = ("""
+CREATE OR REPLACE TEMP TABLE _rs_cat AS
+SELECT item_code, item_class, unit_price AS cat_price, price_cap_lv1, price_cap_lv2,
+       price_cap_lv3, sex_limit, age_min_days, age_max_days, min_facility_level,
+       string_split(care_modes, ';') AS care_l, string_split(insurance_types, ';') AS ins_l,
+       string_split(indications, ';') AS ind_l, max_qty_per_day, max_days_supply, max_per_stay,
+       period_days, max_per_period, course_days, string_split(departments, ';') AS dept_l,
+       drug_group, coalesce(trace_required, false) AS trace_required
+FROM catalogue
+""", """
 CREATE OR REPLACE TEMP TABLE _rs_lc AS
 SELECT l.line_id, l.settlement_id, CAST(l.service_time AS DATE) AS d, l.item_code, l.qty,
        l.unit_price, l.amount, l.days_supply,
@@ -443,24 +483,20 @@ SELECT l.line_id, l.settlement_id, CAST(l.service_time AS DATE) AS d, l.item_cod
        p.sex, p.death_date,
        date_diff('day', p.birth_date, CAST(l.service_time AS DATE)) AS age,
        f.level, coalesce(f.internet_hospital, false) AS internet,
-       c.item_class, c.unit_price AS cat_price, c.price_cap_lv1, c.price_cap_lv2,
-       c.price_cap_lv3, c.sex_limit, c.age_min_days, c.age_max_days, c.min_facility_level,
-       string_split(c.care_modes, ';') AS care_l, string_split(c.insurance_types, ';') AS ins_l,
-       string_split(c.indications, ';') AS ind_l, c.max_qty_per_day, c.max_days_supply,
-       c.max_per_stay, c.period_days, c.max_per_period, c.course_days,
-       string_split(c.departments, ';') AS dept_l, c.drug_group,
-       coalesce(c.trace_required, false) AS trace_required
+       l.line_id IN (SELECT line_id FROM trace_scans WHERE line_id IS NOT NULL) AS scanned
 FROM fee_lines l
 JOIN settlements s ON s.settlement_id = l.settlement_id
 LEFT JOIN persons p ON p.person_id = s.person_id
 LEFT JOIN facilities f ON f.facility_id = s.facility_id
-LEFT JOIN catalogue c ON c.item_code = l.item_code
 """, """
 CREATE OR REPLACE TEMP TABLE _rs_dx AS
 SELECT settlement_id, diag_code AS code FROM diagnoses
 UNION
 SELECT settlement_id, main_diagnosis FROM settlements WHERE main_diagnosis IS NOT NULL
 """)
+
+_LC = "(SELECT * FROM _rs_lc LEFT JOIN _rs_cat USING (item_code))"
+"""Lines with their catalogue restrictions (a small hash join, done per rule on demand)."""
 
 
 def rule_sql(r: Rule, con: duckdb.DuckDBPyConnection | None = None) -> str:
@@ -480,11 +516,21 @@ def screen_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = No
     """Screen the canonical views of ``con`` and (re)write ``table``."""
     rules = rules if rules is not None else load_rules()
     t0 = time.perf_counter()
+    con.execute("SET enable_progress_bar = false")
     for stmt in _SETUP:
         con.execute(stmt)
     con.execute(FINDINGS_DDL.replace("rule_findings", table))
     per = []
+    simple = [r for r in rules if r.check in SIMPLE]
+    if simple:
+        t1 = time.perf_counter()
+        con.execute(f"INSERT INTO {table} {fused_sql(simple)}")
+        dt = (time.perf_counter() - t1) / len(simple)
+        per += [{"rule_id": r.id, "rule_version": r.version, "check": r.check, "seconds": dt}
+                for r in simple]
     for r in rules:
+        if r.check in SIMPLE:
+            continue
         sql = rule_sql(r, con)
         if not sql:
             continue
@@ -499,6 +545,7 @@ def screen_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = No
                          f"sum(amount) AS amount FROM {table} GROUP BY 1, 2").df()
     con.execute("DROP TABLE IF EXISTS _rs_lc")
     con.execute("DROP TABLE IF EXISTS _rs_dx")
+    con.execute("DROP TABLE IF EXISTS _rs_cat")
     seconds = time.perf_counter() - t0
     per_rule = pd.DataFrame(per).merge(counts, on=["rule_id", "rule_version"], how="left")
     per_rule["findings"] = per_rule["findings"].fillna(0).astype(int)

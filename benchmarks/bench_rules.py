@@ -1,0 +1,185 @@
+"""Rule-engine benchmarks: single-claim latency and batch screening throughput.
+
+    .venv/bin/python benchmarks/bench_rules.py [--persons 5000] [--checks 10000]
+        [--tiles 1,4,16,40] [--threads 2] [--out docs/performance.md]
+
+* single claim: p50 / p99 of :meth:`RuleEngine.check_claim` (in process, warm state, all rules)
+  on a 30-line outpatient claim, over ``--checks`` calls; plus the same through the full
+  3101 request path (JSON-shaped dict → validation → response);
+* batch: :func:`fraudscan.rules.screen_connection` on the synthetic world tiled ``k`` times
+  (ids suffixed, so cross-claim rules see k disjoint populations), lines per second by size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from fraudscan.rules import RuleEngine, load_rules, screen_connection
+from fraudscan.rules.claim import claim_to_request
+from fraudscan.rules.context import Claim, Line
+from fraudscan.synth import generate
+from fraudscan.workspace import Workspace, attach_views
+
+ID_COLS = {
+    "settlements": ("settlement_id", "visit_id", "person_id"),
+    "fee_lines": ("line_id", "settlement_id", "prescription_no"),
+    "diagnoses": ("settlement_id",),
+    "procedures": ("settlement_id",),
+    "trace_scans": ("scan_id", "line_id", "trace_code"),
+    "persons": ("person_id", "family_id"),
+}
+
+
+def tiled(con: duckdb.DuckDBPyConnection, ws: Workspace, k: int) -> None:
+    """Temp tables holding ``ws`` repeated ``k`` times with ids suffixed by the copy number."""
+    attach_views(con, ws)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _tile AS SELECT range AS t FROM range({k})")
+    for name, cols in ID_COLS.items():
+        src = con.execute(f"SELECT * FROM {name} LIMIT 0").df().columns
+        sel = ", ".join(f"CASE WHEN {c} IS NULL THEN NULL ELSE {c} || '~' || t END AS {c}"
+                        if c in cols else c for c in src)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_x AS SELECT {sel} FROM {name}, _tile")
+    for name in ID_COLS:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_x")
+
+
+def bench_batch(ws: Workspace, tiles: list[int], threads: int) -> list[dict]:
+    rules = load_rules()
+    out = []
+    for k in tiles:
+        con = duckdb.connect()
+        con.execute(f"SET threads = {threads}")
+        tiled(con, ws, k)
+        screen_connection(con, rules)  # warm-up (file cache, plans)
+        best = None
+        for _ in range(2):
+            res = screen_connection(con, rules)
+            if best is None or res.seconds < best.seconds:
+                best = res
+        assert best is not None
+        out.append({"tiles": k, "fee_lines": best.n_lines, "settlements": best.n_settlements,
+                     "findings": best.n_findings, "seconds": round(best.seconds, 3),
+                     "lines_per_s": round(best.lines_per_second)})
+        print(out[-1], flush=True)
+        con.close()
+    return out
+
+
+def thirty_line_claim(ws: Workspace) -> Claim:
+    """A realistic 30-line outpatient claim built from catalogue items of the world."""
+    cat = ws.read_table("catalogue")
+    plain = cat[cat["sex_limit"].isna() & cat["age_min_days"].isna() & cat["age_max_days"].isna()
+                & cat["min_facility_level"].isna() & cat["care_modes"].isna()
+                & cat["insurance_types"].isna() & cat["indications"].isna()
+                & cat["departments"].isna() & cat["valid_to"].isna()]
+    items = plain.sample(30, random_state=1)
+    fac = ws.read_table("facilities")
+    f = fac[fac["level"] == 3].iloc[0]
+    p = ws.read_table("persons").iloc[0]
+    lines = [Line(f"L{i:02d}", date(2025, 6, 10), r.item_code, 1.0, float(r.unit_price),
+                  float(r.unit_price), None, None, "A03", "RX1", False, False,
+                  (f"9{i:019d}",) if r.trace_required else ())
+             for i, r in enumerate(items.itertuples())]
+    from datetime import datetime
+    return Claim("BENCH1", str(p.person_id), str(f.facility_id), "11", str(p.insurance_type),
+                 datetime(2025, 6, 10, 9), datetime(2025, 6, 10, 10), str(p.sex),
+                 pd.Timestamp(p.birth_date).date(), int(f.level), False, "I10", "A03", None,
+                 False, round(sum(ln.amount for ln in lines), 2), ("I10", "E11.9"), (), lines)
+
+
+def bench_single(ws: Workspace, n: int) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        eng = RuleEngine.from_workspace(ws, state_path=Path(d) / "state.sqlite")
+        # warm state: replay a slice of history so person / trace / usage indexes are populated
+        from fraudscan.rules import iter_workspace_claims
+        t0 = time.perf_counter()
+        for i, c in enumerate(iter_workspace_claims(ws)):
+            eng.settle(c)
+            if i >= 3000:
+                break
+        settle_s = (time.perf_counter() - t0) / (i + 1)
+        claim = thirty_line_claim(ws)
+        req = claim_to_request(claim)
+        for _ in range(500):
+            eng.check_claim(claim)
+        lat = []
+        for _ in range(n):
+            t = time.perf_counter_ns()
+            eng.check_claim(claim)
+            lat.append(time.perf_counter_ns() - t)
+        lat_req = []
+        for _ in range(max(n // 5, 1000)):
+            t = time.perf_counter_ns()
+            eng.check(req)
+            lat_req.append(time.perf_counter_ns() - t)
+        eng.close()
+
+    def q(xs: list[int], p: float) -> float:
+        return round(statistics.quantiles(xs, n=1000)[int(p * 1000) - 1] / 1e3, 1)
+
+    out = {"checks": n, "lines": len(claim.lines), "rules": len(eng.rules.rules),
+           "p50_us": q(lat, 0.5), "p99_us": q(lat, 0.99),
+           "request_p50_us": q(lat_req, 0.5), "request_p99_us": q(lat_req, 0.99),
+           "settle_ms": round(settle_s * 1e3, 2)}
+    print(out, flush=True)
+    return out
+
+
+def bench_single_growth(ws: Workspace) -> list[dict]:
+    """Latency against claim size (lines), warm, no state."""
+    base = thirty_line_claim(ws)
+    eng = RuleEngine(ws.read_table("catalogue"), facilities=ws.read_table("facilities"))
+    rows = []
+    for n in (5, 10, 30, 60, 120):
+        lines = [Line(f"L{i:03d}", ln.service_date, ln.item_code, 1.0, ln.unit_price,
+                      ln.amount, None, None, "A03", f"RX{i // 5}", False, False, ln.trace_codes)
+                 for i, ln in enumerate((base.lines * 5)[:n])]
+        c = Claim(**{**{f: getattr(base, f) for f in base.__slots__}, "lines": lines})
+        for _ in range(300):
+            eng.check_claim(c)
+        lat = []
+        for _ in range(3000):
+            t = time.perf_counter_ns()
+            eng.check_claim(c)
+            lat.append(time.perf_counter_ns() - t)
+        qs = statistics.quantiles(lat, n=100)
+        rows.append({"lines": n, "p50_us": round(qs[49] / 1e3, 1),
+                     "p99_us": round(qs[98] / 1e3, 1)})
+    print(rows, flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--persons", type=int, default=5000)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--checks", type=int, default=10_000)
+    ap.add_argument("--tiles", default="1,4,16,40")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workspace", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="Write the results as JSON.")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        ws = Workspace(a.workspace) if a.workspace and Workspace(a.workspace).exists() else \
+            generate(a.workspace or Path(d) / "ws", persons=a.persons, seed=a.seed)
+        res = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+                          f"{os.cpu_count()} cores", "date": date.today().isoformat(),
+               "single": bench_single(ws, a.checks), "single_growth": bench_single_growth(ws),
+               "batch": bench_batch(ws, [int(x) for x in a.tiles.split(",")], a.threads)}
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
