@@ -7,8 +7,10 @@
 >>> M = graph.build_graph("W")                # the whole pruned graph as a networkx.MultiGraph
 
 Pairs are built set-wise in DuckDB (:mod:`fraudscan.graph.pairs`), communities found with
-Leiden via igraph (:mod:`fraudscan.graph.communities`), and rings scored with the ring-level
-features of BRIEF §2.4 (:mod:`fraudscan.graph.rings`). networkx is the interface: every ring,
+Leiden via igraph (:mod:`fraudscan.graph.communities`) on the evidence edges (co-admission,
+co-visit, resale chains), doctors, institutions, villages and employers the community
+concentrates on are attached, and rings are scored with the ring-level features of BRIEF §2.4
+(:mod:`fraudscan.graph.rings`). networkx is the interface: every ring,
 and the whole graph, is available as a networkx graph with ``node_type``, ``node_id``, ``role``
 node attributes and ``kind``/``weight``/``events`` edge attributes.
 """
@@ -27,7 +29,7 @@ import pandas as pd
 from fraudscan.errors import FraudscanError
 from fraudscan.graph.communities import leiden, simple_graph, to_networkx
 from fraudscan.graph.pairs import build_edges
-from fraudscan.graph.rings import assemble, score_rings
+from fraudscan.graph.rings import assemble, attach, score_rings
 from fraudscan.leads.config import load_config, packaged_yaml
 from fraudscan.workspace import Workspace
 
@@ -89,7 +91,9 @@ def build(
         kinds = build_edges(con, cfg, has_trace=has_trace)
         t["edges"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        edges = con.execute("SELECT * FROM graph_edges").df()
+        kinds_used = list(cfg["communities"]["edge_kinds"])
+        edges = con.execute("SELECT * FROM graph_edges WHERE list_contains(?, kind)",
+                            [kinds_used]).df()
         wg = simple_graph(edges)
         t["load"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -97,6 +101,7 @@ def build(
         t["communities"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         stats, members = assemble(wg, membership, cfg)
+        members = attach(con, members, cfg)
         rings, members = score_rings(con, stats, members, cfg)
         t["rings"] = time.perf_counter() - t0
     return GraphResult(rings=rings, members=members, nodes=wg.graph.vcount(),
@@ -192,7 +197,8 @@ def evaluate_rings(workspace: Workspace | str | os.PathLike[str],
                    min_recall: float = 0.5) -> tuple[pd.DataFrame, dict[str, float]]:
     """Match injected rings (``labels`` scenario ``collusion_ring``) to detected rings.
 
-    Labelled members are the non-ring entities sharing a ``group_id``; for each injected ring
+    Labelled members are the persons, staff and facilities sharing a ``group_id`` (claims are
+    evidence, not members); for each injected ring
     the detected ring with the largest overlap is its match. Recall = overlap / labelled
     members; purity = overlap / the match's members of labelable types (person, staff,
     facility incl. pharmacy). Returns one row per injected ring and the means, plus the share
@@ -201,7 +207,8 @@ def evaluate_rings(workspace: Workspace | str | os.PathLike[str],
     ws = _ws(workspace)
     labels = ws.read_table("labels")
     lab = labels[(labels["scenario"] == "collusion_ring") & labels["is_fraud"].astype(bool)
-                 & (labels["entity_type"] != "ring") & labels["group_id"].notna()]
+                 & labels["entity_type"].isin(["person", "staff", "facility"])
+                 & labels["group_id"].notna()]
     members = read_ring_members(ws)
     members = members.assign(
         etype=members["node_type"].replace({"pharmacy": "facility"}))

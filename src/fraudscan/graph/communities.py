@@ -28,6 +28,7 @@ class WeightedGraph:
 
 def simple_graph(edges: pd.DataFrame) -> WeightedGraph:
     """Collapse ``graph_edges`` rows (several kinds per pair) into one weighted igraph edge."""
+    edges = edges[edges["weight"] > 0]
     if edges.empty:
         return WeightedGraph(ig.Graph(), pd.DataFrame(columns=["node_type", "node_id", "key"]))
     u = edges["u_type"].astype(str) + ":" + edges["u_id"].astype(str)

@@ -5,8 +5,13 @@ and co-visit (same facility within ±``co_visit_minutes``). A busy hospital woul
 count explode, so each admission/visit carries the size of its window (a window function) and
 windows above the cap are skipped; each co-event is weighted by its rarity ``1/log2(1 + n)``, so
 meeting at a quiet village clinic says more than meeting at a tertiary hospital. Pairs must recur
-(``min_events``) and reach ``min_weight``. The persons that survive are the *core*; only they get
-edges to doctors (shared staff), facilities, villages and employers, which keeps the graph small.
+(``min_events``; ``min_events_co_visit`` for co-visits, which are common among neighbours) or,
+for co-admissions, share a village or employer (a recruited cohort is admitted together once
+per wave); same-group pairs weigh ``1 + same_group_bonus`` times more, and every kept pair
+reaches ``min_weight``. The persons that survive are the *core*; only they get
+edges to doctors (shared staff: weighted by the share of the doctor's patients who are core, so
+a busy hospital doctor barely links anyone), facilities, villages and employers, which keeps the
+graph small.
 Trace-code resale chains (box sold at A, sold again at B) add buyer→pharmacy and A→B edges.
 
 Everything lands in the DuckDB table ``graph_edges`` (u_type, u_id, v_type, v_id, kind, weight,
@@ -53,28 +58,52 @@ def build_edges(con: duckdb.DuckDBPyConnection, cfg: dict[str, Any],
                INTERVAL {wm} MINUTES PRECEDING AND INTERVAL {wm} MINUTES FOLLOWING) AS n_win
     FROM (SELECT settlement_id, person_id, facility_id, admission_time AS t
           FROM settlements WHERE medical_type NOT IN {inpatient})""")
-    # co-events: one row per (pair, occasion) with both settlements, for ring money/synchrony
+    # co-events: one row per (pair, occasion) with both settlements, for ring money/synchrony.
+    # The range condition is turned into equality joins on (facility, time bucket) with each
+    # row replicated into its neighbouring buckets, so DuckDB hash-joins instead of comparing
+    # every pair of a facility's visits.
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE _co AS
-    SELECT 'co_admission' AS kind, a.person_id AS p1, b.person_id AS p2, a.facility_id,
-           a.settlement_id AS s1, b.settlement_id AS s2, least(a.d, b.d) AS d,
-           1.0 / log2(1 + greatest(a.n_win, b.n_win)) AS w
-    FROM _adm a JOIN _adm b ON a.facility_id = b.facility_id AND a.person_id < b.person_id
-     AND b.d BETWEEN a.d - {wd} AND a.d + {wd}
-    WHERE a.n_win <= {cap} AND b.n_win <= {cap}
+    WITH a AS (SELECT *, unnest([b - 1, b, b + 1]) AS jb
+               FROM (SELECT *, (CAST(epoch(d) AS BIGINT) // 86400) // {max(wd, 1)} AS b FROM _adm
+                     WHERE n_win <= {cap})),
+    bb AS (SELECT *, (CAST(epoch(d) AS BIGINT) // 86400) // {max(wd, 1)} AS b FROM _adm
+           WHERE n_win <= {cap}),
+    va AS (SELECT *, unnest([b - 1, b, b + 1]) AS jb
+           FROM (SELECT *, CAST(epoch(t) AS BIGINT) // {60 * max(wm, 1)} AS b FROM _vis
+                 WHERE n_win <= {vcap})),
+    vb AS (SELECT *, CAST(epoch(t) AS BIGINT) // {60 * max(wm, 1)} AS b FROM _vis
+           WHERE n_win <= {vcap})
+    SELECT 'co_admission' AS kind, a.person_id AS p1, bb.person_id AS p2, a.facility_id,
+           a.settlement_id AS s1, bb.settlement_id AS s2, least(a.d, bb.d) AS d,
+           1.0 / log2(1 + greatest(a.n_win, bb.n_win)) AS w
+    FROM a JOIN bb ON a.facility_id = bb.facility_id AND bb.b = a.jb
+    WHERE a.person_id < bb.person_id AND abs(date_diff('day', a.d, bb.d)) <= {wd}
     UNION ALL
-    SELECT 'co_visit', a.person_id, b.person_id, a.facility_id, a.settlement_id, b.settlement_id,
-           least(a.t, b.t)::DATE, 1.0 / log2(1 + greatest(a.n_win, b.n_win))
-    FROM _vis a JOIN _vis b ON a.facility_id = b.facility_id AND a.person_id < b.person_id
-     AND b.t BETWEEN a.t - INTERVAL {wm} MINUTES AND a.t + INTERVAL {wm} MINUTES
-    WHERE a.n_win <= {vcap} AND b.n_win <= {vcap}""")
+    SELECT 'co_visit', va.person_id, vb.person_id, va.facility_id, va.settlement_id,
+           vb.settlement_id, least(va.t, vb.t)::DATE, 1.0 / log2(1 + greatest(va.n_win, vb.n_win))
+    FROM va JOIN vb ON va.facility_id = vb.facility_id AND vb.b = va.jb
+    WHERE va.person_id < vb.person_id
+      AND abs(epoch(va.t) - epoch(vb.t)) <= {60 * wm}""")
+    single = "true" if p["single_event_same_group"] else "false"
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE _pp AS
-    SELECT kind, p1, p2, sum(w) AS weight, count(DISTINCT (facility_id, d)) AS events
-    FROM (SELECT kind, p1, p2, facility_id, d, max(w) AS w FROM _co GROUP BY ALL)
-    GROUP BY ALL
-    HAVING count(DISTINCT (facility_id, d)) >= {int(p['min_events'])}
-       AND sum(w) >= {float(p['min_weight'])}""")
+    WITH agg AS (
+        SELECT kind, p1, p2, sum(w) AS weight, count(*) AS events
+        FROM (SELECT kind, p1, p2, facility_id, d, max(w) AS w FROM _co GROUP BY ALL)
+        GROUP BY ALL),
+    g AS (
+        SELECT agg.*, coalesce(a.village = b.village, false)
+                      OR coalesce(a.employer = b.employer, false) AS same_group
+        FROM agg JOIN persons a ON a.person_id = agg.p1 JOIN persons b ON b.person_id = agg.p2)
+    SELECT kind, p1, p2, events, same_group,
+           weight * CASE WHEN same_group THEN 1 + {float(p['same_group_bonus'])} ELSE 1 END
+               AS weight
+    FROM g
+    WHERE (kind = 'co_admission' AND events >= {int(p['min_events'])})
+       OR (kind = 'co_visit' AND events >= {int(p['min_events_co_visit'])})
+       OR (kind = 'co_admission' AND {single} AND same_group)""")
+    con.execute(f"DELETE FROM _pp WHERE weight < {float(p['min_weight'])}")
     con.execute("""
     CREATE OR REPLACE TEMP TABLE _core AS
     SELECT p1 AS person_id FROM _pp UNION SELECT p2 FROM _pp""")
@@ -136,10 +165,14 @@ def build_edges(con: duckdb.DuckDBPyConnection, cfg: dict[str, Any],
            weight, events FROM _pp
     UNION ALL
     SELECT 'person', c.person_id, 'staff', c.attending_staff_id, 'treated_by',
-           {float(p['staff_weight'])} * count(*) / log2(1 + any_value(a.patients)), count(*)
-    FROM core_s c JOIN staff_all a ON a.staff_id = c.attending_staff_id GROUP BY ALL
+           {float(p['staff_weight'])} * count(*) * any_value(n.core_patients)
+               / any_value(a.patients), count(*)
+    FROM core_s c JOIN staff_all a ON a.staff_id = c.attending_staff_id
+    JOIN staff_n n ON n.staff_id = c.attending_staff_id
+    GROUP BY ALL HAVING count(*) >= {int(p['min_staff_visits'])}
     UNION ALL
-    SELECT 'staff', x.staff_id, {ft}, x.facility_id, 'practises_at', log2(1 + count(*)), count(*)
+    SELECT 'staff', x.staff_id, {ft}, x.facility_id, 'practises_at',
+           {float(p['practise_weight'])} * log2(1 + count(*)), count(*)
     FROM (SELECT attending_staff_id AS staff_id, facility_id FROM settlements
           WHERE attending_staff_id IN (SELECT staff_id FROM staff_n)) x
     JOIN facilities f USING (facility_id) GROUP BY ALL

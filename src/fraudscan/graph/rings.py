@@ -1,14 +1,16 @@
 """Rings: communities turned into scored collusion rings with member roles (BRIEF §2.4).
 
-Ring-level features are computed in DuckDB over the members' settlements: size and members by
-type, edge density, synchrony of visits (share of members' settlements that another member
-matched at the same facility within the co-admission window), share of persons with rule
-findings (``rule_findings`` when another step wrote it) or with leads, the money on those
-synchronised settlements and institution overlap (Jaccard of the person sets of the ring's two
-busiest facilities, the Xihu feature). Member roles come from type and centrality: the
-strongest person is the organiser, persons bridging the ring (high betweenness) are recruiters,
-the rest patients; doctors, pharmacies, facilities (a hub when most members used it) and
-villages/employers (group) keep their type.
+Communities of persons come from the evidence edges; :func:`attach` then adds the doctors,
+institutions, villages and employers a community concentrates on (share and lift over the
+neighbourhood). Ring-level features are computed in DuckDB over the members' settlements: size
+and members by type, edge density, synchrony of visits (share of members' settlements that
+another member matched at the same facility within the co-admission window), share of persons
+with rule findings (``rule_findings`` when another step wrote it) or with leads, the money on
+those synchronised settlements and institution overlap (Jaccard of the person sets of the
+ring's two busiest facilities, the Xihu feature). Member roles come from type and centrality:
+the strongest person is the organiser, persons bridging the ring (high betweenness) are
+recruiters, the rest patients; doctors, pharmacies, facilities (a hub when most members used
+it) and villages/employers (group) keep their type.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from fraudscan.graph.communities import WeightedGraph
+from fraudscan.leads.registry import sql_list
+from fraudscan.schema import PHARMACY_TYPES
 
 RING_COLUMNS = ("ring_id", "size", "persons", "staff", "facilities", "pharmacies", "groups",
                 "edges", "density", "synchrony", "rule_hit_share", "lead_share",
@@ -91,6 +95,73 @@ def assemble(wg: WeightedGraph, membership: list[int], cfg: dict[str, Any]
     return pd.DataFrame(stats), pd.DataFrame(members)
 
 
+def attach(con: duckdb.DuckDBPyConnection, members: pd.DataFrame, cfg: dict[str, Any]
+           ) -> pd.DataFrame:
+    """Add the doctors, facilities, pharmacies, villages and employers a ring concentrates on.
+
+    Communities come from evidence of persons acting together; the institutions behind them are
+    joined afterwards when >= ``attach_min_share`` of the ring's persons used them (or live or
+    work there), >= ``attach_min_lift`` times the rate of the population and of the ring's
+    villages (a village doctor everyone in the village sees is not a ring doctor) and at least
+    ``attach_min_persons`` persons. Degree is that person count, strength the share.
+    """
+    rc = cfg["rings"]
+    if members.empty:
+        return members
+    persons = members[members["node_type"] == "person"][["comm", "node_id"]]
+    con.register("_rp", persons.rename(columns={"node_id": "person_id"}))
+    extra = con.execute(f"""
+    WITH rp AS (SELECT * FROM _rp),
+    n_ring AS (SELECT comm, count(*) AS n FROM rp GROUP BY 1),
+    n_all AS (SELECT count(*) AS n FROM persons),
+    links AS (
+        SELECT DISTINCT s.person_id, 'staff' AS node_type, s.attending_staff_id AS node_id
+        FROM settlements s JOIN staff st ON st.staff_id = s.attending_staff_id
+        WHERE st.role IN {sql_list(rc['attach_staff_roles'])}
+        UNION ALL
+        SELECT DISTINCT s.person_id,
+               CASE WHEN f.facility_type IN {sql_list(PHARMACY_TYPES)} THEN 'pharmacy'
+                    ELSE 'facility' END, s.facility_id
+        FROM settlements s JOIN facilities f USING (facility_id)
+        UNION ALL
+        SELECT person_id, 'village', village FROM persons WHERE village IS NOT NULL
+        UNION ALL
+        SELECT person_id, 'employer', employer FROM persons WHERE employer IS NOT NULL),
+    pop AS (SELECT node_type, node_id, count(*) AS k_all FROM links GROUP BY ALL),
+    hood AS (SELECT DISTINCT rp.comm, q.person_id
+             FROM rp JOIN persons p USING (person_id)
+             JOIN persons q ON q.village = p.village),
+    n_hood AS (SELECT comm, count(*) AS n FROM hood GROUP BY 1),
+    pop_hood AS (SELECT h.comm, l.node_type, l.node_id, count(*) AS k_hood
+                 FROM hood h JOIN links l USING (person_id)
+                 WHERE l.node_type NOT IN ('village', 'employer') GROUP BY ALL),
+    hit AS (SELECT rp.comm, l.node_type, l.node_id, count(*) AS k
+            FROM rp JOIN links l USING (person_id) GROUP BY ALL
+            HAVING count(*) >= {int(rc['attach_min_persons'])}),
+    lifted AS (
+        SELECT h.comm, h.node_type, h.node_id, h.k, h.k / r.n AS share,
+               (h.k / r.n) / greatest(p.k_all / a.n,
+                                      coalesce(ph.k_hood / nh.n, 0)) AS lift
+        FROM hit h JOIN n_ring r USING (comm) JOIN pop p USING (node_type, node_id)
+        CROSS JOIN n_all a
+        LEFT JOIN pop_hood ph USING (comm, node_type, node_id)
+        LEFT JOIN n_hood nh USING (comm))
+    SELECT * FROM lifted
+    WHERE share >= {float(rc['attach_min_share'])} AND lift >= {float(rc['attach_min_lift'])}
+    """).df()
+    con.unregister("_rp")
+    have = set(zip(members["comm"], members["node_type"], members["node_id"], strict=True))
+    extra = extra[[(c, t, i) not in have for c, t, i in
+                   zip(extra["comm"], extra["node_type"], extra["node_id"], strict=True)]]
+    roles = {"staff": "doctor", "pharmacy": "pharmacy", "facility": "hub"}
+    add = pd.DataFrame({
+        "comm": extra["comm"], "node_type": extra["node_type"], "node_id": extra["node_id"],
+        "role": extra["node_type"].map(roles).fillna("group"),
+        "degree": extra["k"].astype(int), "strength": extra["share"].round(4),
+        "betweenness": 0.0})
+    return pd.concat([members, add], ignore_index=True) if len(add) else members
+
+
 def score_rings(con: duckdb.DuckDBPyConnection, stats: pd.DataFrame, members: pd.DataFrame,
                 cfg: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Add the SQL ring features, number rings by score and write ``rings``/``ring_members``."""
@@ -153,6 +224,18 @@ def score_rings(con: duckdb.DuckDBPyConnection, stats: pd.DataFrame, members: pd
     FROM money m JOIN flags f USING (comm) JOIN top2 t USING (comm) JOIN ov o USING (comm)
     """).df()
     con.unregister("_ring_members")
+    counts = (members.assign(t=members["node_type"].replace({"village": "groups",
+                                                              "employer": "groups"}))
+              .groupby(["comm", "t"]).size().unstack(fill_value=0))
+    stats = stats.drop(columns=["size", "persons", "staff", "facilities", "pharmacies", "groups"])
+    stats = stats.merge(pd.DataFrame({
+        "comm": counts.index,
+        "size": counts.sum(axis=1).to_numpy(),
+        "persons": counts.get("person", 0),
+        "staff": counts.get("staff", 0),
+        "facilities": counts.get("facility", 0),
+        "pharmacies": counts.get("pharmacy", 0),
+        "groups": counts.get("groups", 0)}).reset_index(drop=True), on="comm")
     rings = stats.merge(feat, on="comm", how="left")
     for c in ("synchrony", "amount", "rule_hit_share", "lead_share", "flagged_share",
               "institution_overlap"):
