@@ -40,6 +40,7 @@ __all__ = [
     "TrainResult",
     "build_frame",
     "load_model",
+    "read_inputs",
     "read_scores",
     "score_claim",
     "train_all",
@@ -188,6 +189,8 @@ def train_all(
         joblib.dump({"model": model, "features": list(fr.X.columns)},
                     out_dir / f"{subject}.joblib")
         scores.to_parquet(out_dir / f"scores_{subject}.parquet", index=False)
+        fr.X.assign(_id=fr.ids, _peer=fr.peer).to_parquet(out_dir / f"X_{subject}.parquet",
+                                                          index=False)
         res.timings[subject] = time.perf_counter() - t0
         if track:
             t1 = time.perf_counter()
@@ -283,6 +286,21 @@ def read_scores(workspace: Workspace | str | os.PathLike[str], subject: str) -> 
 
         raise FraudscanError(f"no {subject} scores in {ws.path}; run `fraudscan train` first")
     return pd.read_parquet(p)
+
+
+def read_inputs(workspace: Workspace | str | os.PathLike[str], subject: str,
+                ids: Sequence[str] | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(features, ids, peer groups) the last training run scored, optionally for some ids."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    p = models_dir(ws) / f"X_{subject}.parquet"
+    if not p.is_file():
+        from fraudscan.errors import FraudscanError
+
+        raise FraudscanError(f"no {subject} model inputs in {ws.path}; run `fraudscan train`")
+    filters = [("_id", "in", [str(i) for i in ids])] if ids is not None else None
+    df = pd.read_parquet(p, filters=filters)
+    return (df.drop(columns=["_id", "_peer"]), df["_id"].astype(str).to_numpy(),
+            df["_peer"].astype(str).to_numpy())
 
 
 def score_claim(model: HybridRiskModel, features: Mapping[str, Any],

@@ -1,0 +1,154 @@
+"""Ranked suspect lists — facilities, staff, persons, rings (and claims) — with reasons.
+
+>>> from fraudscan.suspects import suspects, export
+>>> df = suspects("W", "facility", top=20, district="D2", by="expected")
+>>> export(df, "facilities.xlsx")
+
+Ranked by expected recoverable amount (risk × money at stake: rule-flagged plus lead amounts,
+capped at the fund paid, else 5 % of the fund paid) or by risk alone. Filters: district,
+scenario (a screening detector that named the entity; detector names are the scenario names),
+facility type and grade (the facility's tier from the latest grading). Reasons are computed
+only for the rows returned (SHAP, :mod:`fraudscan.models.explain`), in Chinese and English.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fraudscan.errors import FraudscanError
+from fraudscan.workspace import Workspace
+
+KINDS = ("facility", "staff", "person", "ring", "claim")
+ID_COLUMN = {"facility": "facility_id", "staff": "staff_id", "person": "person_id",
+             "ring": "ring_id", "claim": "settlement_id"}
+SUBJECT_OF_LEAD = {"settlement": "claim", "facility": "facility", "staff": "staff",
+                   "person": "person", "ring": "ring"}
+
+
+class SuspectError(FraudscanError):
+    """A suspect list cannot be produced as asked."""
+
+
+def _ws(workspace: Workspace | str | os.PathLike[str]) -> Workspace:
+    return workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+
+
+def explain_rows(workspace: Workspace | str | os.PathLike[str], kind: str, ids: Sequence[str],
+                 top: int = 3) -> dict[str, list]:
+    """Reasons (list of :class:`~fraudscan.models.explain.Reason`) for the given entity ids."""
+    from fraudscan.models import load_model, read_inputs
+    from fraudscan.models.explain import explain
+
+    ws = _ws(workspace)
+    model = load_model(ws, kind)
+    X, got, peer = read_inputs(ws, kind, ids)
+    reasons = explain(model, X, peer, kind, top=top)
+    return dict(zip(got, reasons, strict=True))
+
+
+def explain_lead(workspace: Workspace | str | os.PathLike[str], lead_id: str,
+                 top: int = 3) -> dict:
+    """Reasons for one screening lead: its subject's model reasons plus the lead's evidence."""
+    from fraudscan.models.data import query
+
+    ws = _ws(workspace)
+    lid = lead_id.replace("'", "''")
+    df = query(ws, f"SELECT * FROM leads WHERE lead_id = '{lid}'", needs=["leads"])
+    if df is None or df.empty:
+        raise SuspectError(f"no lead {lead_id!r} in {ws.path}")
+    lead = df.iloc[0]
+    kind = SUBJECT_OF_LEAD.get(str(lead["subject_type"]), "facility")
+    sid = str(lead["subject_id"])
+    reasons = explain_rows(ws, kind, [sid], top=top).get(sid, [])
+    return {"lead_id": lead_id, "detector": lead["detector"], "subject_type": kind,
+            "subject_id": sid, "score": float(lead["score"]),
+            "amount": float(lead["amount"]) if pd.notna(lead["amount"]) else None,
+            "evidence": lead["evidence"],
+            "reasons": [r.__dict__ for r in reasons],
+            "reason_zh": "；".join(r.zh for r in reasons),
+            "reason_en": "; ".join(r.en for r in reasons)}
+
+
+def _grades(ws: Workspace) -> pd.Series:
+    from fraudscan.grading import read_history
+
+    h = read_history(ws)
+    if h.empty:
+        return pd.Series(dtype=object)
+    last = h[h["period"] == h["period"].max()]
+    return last.set_index("facility_id")["tier"]
+
+
+def suspects(
+    workspace: Workspace | str | os.PathLike[str],
+    kind: str = "facility",
+    *,
+    top: int | None = 50,
+    by: str = "expected",
+    district: str | Sequence[str] | None = None,
+    scenario: str | Sequence[str] | None = None,
+    facility_type: str | Sequence[str] | None = None,
+    grade: str | Sequence[str] | None = None,
+    reasons: bool = True,
+    n_reasons: int = 3,
+) -> pd.DataFrame:
+    """The ranked list of ``kind`` (``top=None`` for all) with scores, money and reasons."""
+    from fraudscan.models import read_scores
+
+    ws = _ws(workspace)
+    if kind not in KINDS:
+        raise SuspectError(f"kind must be one of {', '.join(KINDS)}")
+    if by not in ("expected", "risk"):
+        raise SuspectError("by must be expected or risk")
+    df = read_scores(ws, kind).copy()
+    id_col = ID_COLUMN[kind]
+    df[id_col] = df["id"].astype(str)
+    g = _grades(ws)
+    fac = df["facility_id"].astype(str) if "facility_id" in df.columns else df[id_col]
+    df["grade"] = fac.map(g).fillna("") if len(g) else ""
+    for col, val in (("district", district), ("facility_type", facility_type),
+                     ("grade", grade)):
+        if val is not None and col in df.columns:
+            vals = [val] if isinstance(val, str) else list(val)
+            df = df[df[col].astype(str).isin(vals)]
+    if scenario is not None:
+        want = {scenario} if isinstance(scenario, str) else set(scenario)
+        det = df.get("detectors", pd.Series("", index=df.index)).fillna("").astype(str)
+        df = df[det.map(lambda s: bool(want & set(s.split(";"))))]
+    key = "expected_recoverable" if by == "expected" else "risk_score"
+    df = df.sort_values([key, "risk_score"], ascending=False, kind="stable")
+    if top is not None:
+        df = df.head(int(top))
+    df = df.reset_index(drop=True)
+    df.insert(0, "rank", np.arange(1, len(df) + 1))
+    if reasons and len(df):
+        rs = explain_rows(ws, kind, list(df[id_col]), top=n_reasons)
+        df["reason_zh"] = [_join(rs.get(i, []), "zh", "；") for i in df[id_col]]
+        df["reason_en"] = [_join(rs.get(i, []), "en", "; ") for i in df[id_col]]
+    cols = ["rank", id_col, "name", "district", "facility_type", "facility_id", "grade",
+            "risk_score", "amount_at_stake", "expected_recoverable", "detectors", "ring_id",
+            "reason_zh", "reason_en"]
+    cols = list(dict.fromkeys(c for c in cols if c in df.columns))
+    return df[cols].rename(columns={"detectors": "scenarios"})
+
+
+def _join(reasons: list, lang: str, sep: str) -> str:
+    return sep.join(getattr(r, lang) for r in reasons)
+
+
+def export(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write a suspect list as CSV (UTF-8 with BOM, opens in Excel) or XLSX by extension."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.suffix.lower() == ".xlsx":
+        df.to_excel(p, index=False, sheet_name="suspects")
+    elif p.suffix.lower() in (".csv", ".txt", ""):
+        df.to_csv(p, index=False, encoding="utf-8-sig")
+    else:
+        raise SuspectError(f"unknown export format {p.suffix!r}; use .csv or .xlsx")
+    return p
