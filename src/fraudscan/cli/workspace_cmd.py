@@ -94,7 +94,8 @@ def print_summary(s: dict) -> None:
     if labels:
         lt = Table(title="fraud labels by scenario", title_justify="left")
         for h in ("scenario", "entity", "fraud", "clean/decoy", "amount at risk (CNY)"):
-            lt.add_column(h, justify="left" if h in ("scenario", "entity") else "right")
+            lt.add_column(h, justify="left" if h in ("scenario", "entity") else "right",
+                          no_wrap=True)
         for row in labels:
             lt.add_row(row["scenario"], row["entity_type"], f"{row['fraud']:,}",
                        f"{row['clean']:,}", f"{row['amount_at_risk']:,.0f}")
