@@ -93,7 +93,7 @@ def print_summary(s: dict) -> None:
     labels = s.get("labels") or []
     if labels:
         lt = Table(title="fraud labels by scenario", title_justify="left")
-        for h in ("scenario", "entity", "fraud", "clean/decoy", "amount at risk (CNY)"):
+        for h in ("scenario", "entity", "fraud", "clean", "at risk (CNY)"):
             lt.add_column(h, justify="left" if h in ("scenario", "entity") else "right",
                           no_wrap=True)
         for row in labels:
