@@ -33,9 +33,11 @@ near AS (
      AND t.medical_type IN ('21', '52') AND o.admission_time < t.discharge_time
      AND o.discharge_time > t.admission_time
 )
-SELECT f.rule_id, count(*) AS clean_blocks, count(DISTINCT f.settlement_id) AS clean_settlements
+SELECT f.rule_id, count(*) FILTER (WHERE f.action = 'block') AS clean_blocks,
+       count(DISTINCT f.settlement_id) FILTER (WHERE f.action = 'block') AS clean_settlements,
+       count(*) AS clean_findings
 FROM rule_findings f
-WHERE f.action = 'block' AND f.settlement_id NOT IN (SELECT sid FROM bad)
+WHERE f.settlement_id NOT IN (SELECT sid FROM bad)
   AND f.settlement_id NOT IN (SELECT sid FROM near)
 GROUP BY 1
 """
@@ -53,7 +55,8 @@ GROUP BY 1, 2
 
 def evaluate(workspace: str | os.PathLike[str] | Workspace,
              rules: RuleSet | None = None) -> pd.DataFrame:
-    """Per rule: injected labels, found, recall, block findings (all / on clean claims).
+    """Per rule: injected labels, found, recall, findings and blocks, findings and blocks on
+    clean claims.
 
     Reads ``rule_findings`` from the workspace's DuckDB (run :func:`screen` first).
     """
@@ -76,7 +79,8 @@ def evaluate_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = 
                          for r in rules.latest()])
     out = base.merge(rec, on="rule_id", how="left").merge(tot, on="rule_id", how="left") \
         .merge(clean, on="rule_id", how="left")
-    for c in ("injected", "found", "findings", "blocks", "clean_blocks", "clean_settlements"):
+    for c in ("injected", "found", "findings", "blocks", "clean_blocks", "clean_settlements",
+              "clean_findings"):
         out[c] = out[c].fillna(0).astype(int)
     out["recall"] = (out["found"] / out["injected"]).where(out["injected"] > 0)
     return out
