@@ -38,10 +38,10 @@ from fraudscan.features.engine import (
     FeatureError,
     Model,
     definitions_hash,
-    query_arrow,
     get_backend,
     load_models,
     normalize,
+    query_arrow,
     subjects,
 )
 from fraudscan.workspace import Workspace, attach_views, write_parquet

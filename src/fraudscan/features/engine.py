@@ -352,7 +352,7 @@ def normalize(table: pa.Table) -> pa.Table:
 
 
 def query_arrow(con: object, sql: str) -> pa.Table:
-    """Run a DuckDB query and return Arrow (``to_arrow_table`` from DuckDB 1.4, ``arrow`` before)."""
+    """Run a DuckDB query as Arrow (``to_arrow_table`` from DuckDB 1.4 on, ``arrow`` before)."""
     rel = con.sql(sql)  # type: ignore[attr-defined]
     fn = getattr(rel, "to_arrow_table", None) or rel.arrow
     return fn()
