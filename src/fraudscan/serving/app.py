@@ -414,6 +414,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
     async def reload(request: Request, s: Service) -> Response:
         p = s.principal(request, "admin")
         res = s.scorer.models.reload()
+        s.scorer.models.request_reload()  # the other workers follow within a second
         s.audit.append(p, "reload_model", res.get("current") or "-", **res)
         return JSONResponse(res)
 

@@ -97,12 +97,28 @@ class ChampionScorer:
             f = claim_features(c, self.catalogue, findings[i] if findings is not None else None)
             rows.append([f.get(n, np.nan) for n in names])
         X = np.array(rows, dtype=np.float64).reshape(len(claims), len(names))
-        keys = np.array([peer_group(c) for c in claims], dtype=object)
-        out = m.outlier_.risk_from_raw(m.outlier_._outlyingness(X, keys))
+        out = _outlier_risk(m.outlier_, X, [peer_group(c) for c in claims])
         if m.booster_ is None:
             return np.asarray(out, dtype=np.float64)
         sup = m.booster_.predict(np.column_stack([X, out]), num_threads=1)
         return m.weight_ * sup + (1 - m.weight_) * out
+
+
+def _outlier_risk(o: Any, X: np.ndarray, keys: list[str]) -> np.ndarray:
+    """:meth:`PeerOutlierScorer.risk` without sklearn's validation and per-call ``np.unique``
+    (the same arithmetic; a few microseconds for one row instead of ~0.3 ms)."""
+    glob = o.stats_["__all__"]
+    med = np.array([o.stats_.get(k, glob)[0] for k in keys])
+    scale = np.array([o.stats_.get(k, glob)[1] for k in keys])
+    with np.errstate(all="ignore"):
+        z = (X - med) / scale
+    z = np.clip(np.nan_to_num(z, nan=0.0, posinf=o.z_clip, neginf=-o.z_clip), -o.z_clip,
+                o.z_clip)
+    d = o.directions_
+    sc = np.where(d > 0, np.maximum(z, 0), np.where(d < 0, np.maximum(-z, 0), np.abs(z)))
+    k = max(1, min(o.top_k, sc.shape[1]))
+    raw = -np.sort(-sc, axis=1)[:, :k].mean(axis=1)
+    return o.risk_from_raw(raw)
 
 
 def tracking_uri(workspace: str | os.PathLike[str]) -> str:
@@ -192,13 +208,36 @@ class ModelHolder:
             self.checked_at = time.time()
             return {"previous": old, "current": self.version, "error": self.error}
 
+    def request_reload(self) -> None:
+        """Ask every worker to poll now (touches ``W/serve/reload.stamp``)."""
+        p = self._stamp_path()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(str(time.time()))
+
+    def _stamp_path(self) -> Path:
+        return Path(self.workspace) / "serve" / "reload.stamp"
+
+    def _stamp(self) -> float:
+        try:
+            return self._stamp_path().stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
     def start(self) -> None:
-        if self.poll_seconds <= 0 or self._thread is not None:
+        """Poll the alias every ``poll_seconds`` and whenever the reload stamp changes."""
+        if self._thread is not None:
             return
+        seen = self._stamp()
 
         def loop() -> None:
-            while not self._stop.wait(self.poll_seconds):
-                self.reload()
+            nonlocal seen
+            last = time.monotonic()
+            while not self._stop.wait(1.0):
+                st = self._stamp()
+                due = self.poll_seconds > 0 and time.monotonic() - last >= self.poll_seconds
+                if st != seen or due:
+                    seen, last = st, time.monotonic()
+                    self.reload()
 
         self._thread = threading.Thread(target=loop, name="champion-poll", daemon=True)
         self._thread.start()

@@ -1,0 +1,296 @@
+"""Scoring-service benchmark: pre-payment check latency and throughput over HTTP on loopback.
+
+    .venv/bin/python benchmarks/bench_service.py [--workspace W | --persons 2000]
+        [--seconds 10] [--soak-seconds 600] [--no-model] [--json out.json]
+
+Starts ``fraudscan serve`` (BentoML, 2 workers) on 127.0.0.1, warms the cross-claim state by
+settling the workspace's claims through the batch endpoint (which is also timed), then drives
+``POST /v1/check`` with a 30-line claim from separate client processes (keep-alive
+``http.client``): 1 client for latency, 4 and 8 for throughput, and a soak with 4 clients
+sampling the server's memory. The same check behind a bare Starlette app (uvicorn, one worker)
+is measured in the same run for comparison. Every load phase is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(port: int, timeout: float = 120.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/v1/ready")
+            r = c.getresponse()
+            r.read()
+            if r.status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"server on {port} did not become ready")
+
+
+def start_fraudscan(ws: Path, port: int, workers: int = 2) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fraudscan.cli.serve_cmd", "serve", str(ws), "--port",
+         str(port), "--workers", str(workers), "--poll-seconds", "0"],
+        stdout=subprocess.DEVNULL, stderr=open(ws / "serve-bench.log", "w"),
+        start_new_session=True)
+
+
+BARE = '''
+import os, sys
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from fraudscan.serving.core import Scorer
+from fraudscan.workspace import Workspace
+
+scorer = Scorer(Workspace(os.environ["WS"]), poll_seconds=0,
+                state_path=os.environ["WS"] + "/bare_state.sqlite")
+scorer.models.reload()
+
+async def check(request: Request) -> Response:
+    req = scorer.parse(await request.body())
+    out = scorer.check(req)
+    return Response(out.model_dump_json(), media_type="application/json")
+
+async def ready(request: Request) -> Response:
+    return Response("{}", media_type="application/json")
+
+app = Starlette(routes=[Route("/v1/check", check, methods=["POST"]),
+                        Route("/v1/ready", ready)])
+'''
+
+
+def start_bare(ws: Path, port: int) -> subprocess.Popen:
+    d = ws / "_bare"
+    d.mkdir(exist_ok=True)
+    (d / "bare_app.py").write_text(BARE)
+    env = {**os.environ, "WS": str(ws), "PYTHONPATH": str(d)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--port",
+         str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop(p: subprocess.Popen) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def client(port: int, token: str, body: bytes, seconds: float, max_n: int, q: mp.Queue,
+           start_at: float) -> None:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    hdr = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    for _ in range(20):  # warm the connection and the worker
+        c.request("POST", "/v1/check", body, hdr)
+        c.getresponse().read()
+    while time.time() < start_at:
+        time.sleep(0.001)
+    lat = []
+    errors = 0
+    t_end = time.perf_counter() + seconds
+    while len(lat) < max_n and time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        c.request("POST", "/v1/check", body, hdr)
+        r = c.getresponse()
+        r.read()
+        lat.append(time.perf_counter() - t0)
+        if r.status != 200:
+            errors += 1
+    q.put((lat, errors))
+
+
+def load(port: int, token: str, body: bytes, clients: int, seconds: float,
+         max_n: int = 10**9) -> dict:
+    q: mp.Queue = mp.Queue()
+    start_at = time.time() + 1.5
+    ps = [mp.Process(target=client, args=(port, token, body, seconds, max_n, q, start_at))
+          for _ in range(clients)]
+    for p in ps:
+        p.start()
+    res = [q.get(timeout=seconds + 120) for _ in ps]
+    for p in ps:
+        p.join()
+    lat = np.array([x for r, _ in res for x in r]) * 1000
+    wall = min(seconds, max(len(r) for r, _ in res) and seconds)
+    n = len(lat)
+    return {"clients": clients, "requests": n, "errors": sum(e for _, e in res),
+            "rps": round(n / wall, 1), "p50_ms": round(float(np.percentile(lat, 50)), 3),
+            "p99_ms": round(float(np.percentile(lat, 99)), 3),
+            "max_ms": round(float(lat.max()), 3)}
+
+
+def server_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        return sum(x.memory_info().rss for x in [p, *p.children(recursive=True)])
+    except psutil.NoSuchProcess:
+        return 0
+
+
+def thirty_line_request(ws: Path) -> bytes:
+    import dataclasses
+
+    from fraudscan.rules import claim_to_request, iter_workspace_claims
+
+    best = None
+    for c in iter_workspace_claims(ws):
+        if len(c.lines) >= 30:
+            best = c
+            break
+    if best is None:
+        raise SystemExit("no claim with 30 or more lines in the workspace")
+    lines = best.lines[:30]
+    best = dataclasses.replace(best, lines=lines, settlement_id="BENCH-30",
+                               total_amount=round(sum(x.amount for x in lines), 2))
+    return json.dumps(claim_to_request(best)).encode()
+
+
+def warm_state(port: int, token: str, ws: Path, batch_size: int = 500) -> dict:
+    """Settle every claim of the workspace through the batch endpoint; time the batches."""
+    from fraudscan.rules import claim_to_request, iter_workspace_claims
+
+    reqs = [claim_to_request(c) for c in iter_workspace_claims(ws)]
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    hdr = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    t_settle = 0.0
+    for i in range(0, len(reqs), batch_size):
+        body = json.dumps({"requests": reqs[i:i + batch_size], "settle": True}).encode()
+        t0 = time.perf_counter()
+        c.request("POST", "/v1/check/batch", body, hdr)
+        r = c.getresponse()
+        r.read()
+        t_settle += time.perf_counter() - t0
+        if r.status != 200:
+            raise RuntimeError(f"batch settle failed: {r.status}")
+    # pure batch checking (no settle) on warm state
+    t_check, n = 0.0, 0
+    for i in range(0, len(reqs), batch_size):
+        body = json.dumps({"requests": reqs[i:i + batch_size]}).encode()
+        t0 = time.perf_counter()
+        c.request("POST", "/v1/check/batch", body, hdr)
+        r = c.getresponse()
+        out = r.read()
+        t_check += time.perf_counter() - t0
+        n += len(reqs[i:i + batch_size])
+    lines = np.mean([len(e["fsi_order_dtos"]) for q in reqs
+                     for p in q["patient_dtos"] for e in p["fsi_encounter_dtos"]])
+    scored = json.loads(out)["results"][0]["score"]["status"]
+    return {"claims": len(reqs), "mean_lines": round(float(lines), 1),
+            "batch_size": batch_size, "settle_claims_per_s": round(len(reqs) / t_settle),
+            "check_claims_per_s": round(n / t_check), "score_status": scored}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workspace", type=Path)
+    ap.add_argument("--persons", type=int, default=2000)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--soak-seconds", type=float, default=600.0)
+    ap.add_argument("--no-model", action="store_true")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_service_"))
+    try:
+        if args.workspace:
+            ws = tmp / "ws"
+            shutil.copytree(args.workspace, ws, ignore=shutil.ignore_patterns("serve", "*.sqlite*"))
+        else:
+            from fraudscan.synth import generate
+
+            ws = generate(tmp / "ws", persons=args.persons, seed=7).path
+        from fraudscan.serving.access import AccessFile
+
+        if not args.no_model and not (ws / "mlflow" / "mlflow.db").exists():
+            from fraudscan.serving.demo import train_demo_champion
+
+            print("training a demo champion ...", file=sys.stderr)
+            train_demo_champion(ws)
+        token, _ = AccessFile(ws).create("admin", name="bench")
+        body = thirty_line_request(ws)
+        out: dict = {"cpus": os.cpu_count()}
+        port = free_port()
+        srv = start_fraudscan(ws, port)
+        try:
+            wait_up(port)
+            print("warming state ...", file=sys.stderr)
+            out["batch"] = warm_state(port, token, ws)
+            print(json.dumps(out["batch"]), file=sys.stderr)
+            out["fraudscan"] = [load(port, token, body, 1, args.seconds)]
+            for k in (4, 8):
+                out["fraudscan"].append(load(port, token, body, k, args.seconds))
+            for r in out["fraudscan"]:
+                print("fraudscan", json.dumps(r), file=sys.stderr)
+            if args.soak_seconds > 0:
+                rss = [server_rss(srv.pid)]
+                t_end = time.time() + args.soak_seconds
+                n_total = 0
+                while time.time() < t_end:
+                    r = load(port, token, body, 4, min(30.0, t_end - time.time()))
+                    n_total += r["requests"]
+                    rss.append(server_rss(srv.pid))
+                out["soak"] = {"seconds": args.soak_seconds, "requests": n_total,
+                               "rss_mb_start": round(rss[0] / 2**20, 1),
+                               "rss_mb_after_first": round(rss[1] / 2**20, 1),
+                               "rss_mb_end": round(rss[-1] / 2**20, 1),
+                               "rss_mb_max": round(max(rss) / 2**20, 1)}
+                print("soak", json.dumps(out["soak"]), file=sys.stderr)
+        finally:
+            stop(srv)
+        port2 = free_port()
+        bare = start_bare(ws, port2)
+        try:
+            wait_up(port2)
+            out["bare_starlette"] = [load(port2, token, body, k, args.seconds)
+                                     for k in (1, 4, 8)]
+            for r in out["bare_starlette"]:
+                print("bare", json.dumps(r), file=sys.stderr)
+        finally:
+            stop(bare)
+        best_fs = max(r["rps"] for r in out["fraudscan"][1:])
+        best_bare = max(r["rps"] for r in out["bare_starlette"][1:])
+        out["throughput_ratio_bare_over_fraudscan"] = round(best_bare / best_fs, 2)
+        print(json.dumps(out, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=1))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
