@@ -398,12 +398,17 @@ def sql_after_death(r: Rule) -> str:
 
 def sql_too_many_drugs(r: Rule) -> str:
     excl = _list(r.params.get("excluded_medical_types", []))
-    g = (f"SELECT settlement_id, nullif(prescription_no, '') AS rx, CASE WHEN "
-         "nullif(prescription_no, '') IS NULL THEN d END AS rx_day, "
-         f"count(DISTINCT item_code) AS n, sum(amount) AS amt FROM {_LC} WHERE qty > 0 "
-         f"AND {_classes(r)} AND medical_type NOT IN {excl} GROUP BY 1, 2, 3")
+    mk = int(r.params["max_kinds"])
+    lines = (f"SELECT settlement_id, nullif(prescription_no, '') AS rx, CASE WHEN "
+             "nullif(prescription_no, '') IS NULL THEN d END AS rx_day, item_code, amount "
+             f"FROM {_LC} WHERE qty > 0 AND {_classes(r)} AND medical_type NOT IN {excl}")
+    # only settlements with more than max_kinds such lines can break the limit
+    busy = (f"SELECT settlement_id FROM {_LC} WHERE qty > 0 AND {_classes(r)} AND "
+            f"medical_type NOT IN {excl} GROUP BY 1 HAVING count(*) > {mk}")
+    g = (f"SELECT settlement_id, rx, rx_day, count(DISTINCT item_code) AS n, sum(amount) AS amt "
+         f"FROM ({lines}) WHERE settlement_id IN ({busy}) GROUP BY 1, 2, 3")
     src = (f"settlements s JOIN (SELECT settlement_id, sum(amt) AS amt FROM ({g}) WHERE n > "
-           f"{int(r.params['max_kinds'])} GROUP BY 1) v ON v.settlement_id = s.settlement_id")
+           f"{mk} GROUP BY 1) v ON v.settlement_id = s.settlement_id")
     return _claim_select(r, src, "true", "v.amt")
 
 

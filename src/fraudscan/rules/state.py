@@ -44,6 +44,7 @@ CREATE INDEX IF NOT EXISTS usage_person_item ON usage(person_id, item_code);
 CREATE TABLE IF NOT EXISTS trace (
     trace_code TEXT NOT NULL, settlement_id TEXT NOT NULL, line_id TEXT NOT NULL,
     admission_time TEXT NOT NULL, PRIMARY KEY (trace_code, settlement_id, line_id));
+CREATE INDEX IF NOT EXISTS trace_settlement ON trace(settlement_id);
 CREATE TABLE IF NOT EXISTS settled (settlement_id TEXT PRIMARY KEY, settled_at TEXT NOT NULL);
 """
 
@@ -275,13 +276,18 @@ class StateStore:
                            (stay.settlement_id, stay.person_id, stay.facility_id,
                             stay.medical_type, adm, _iso(stay.discharge_time),
                             stay.main_diagnosis))
-                db.execute("DELETE FROM usage WHERE settlement_id = ?", (claim.settlement_id,))
+                again = claim.settlement_id in self._settled
+                if again:
+                    db.execute("DELETE FROM usage WHERE settlement_id = ?",
+                               (claim.settlement_id,))
                 db.executemany(
                     "INSERT INTO usage VALUES (?,?,?,?,?,?,?,?,?)",
                     [(u.settlement_id, u.line_id, claim.person_id, code,
                       u.service_date.isoformat(), u.qty, u.days_supply, adm, u.medical_type)
                      for code, u in uses])
-                db.execute("DELETE FROM trace WHERE settlement_id = ?", (claim.settlement_id,))
+                if again:
+                    db.execute("DELETE FROM trace WHERE settlement_id = ?",
+                               (claim.settlement_id,))
                 db.executemany("INSERT OR IGNORE INTO trace VALUES (?,?,?,?)",
                                [(code, claim.settlement_id, lid, adm) for code, lid in traces])
                 db.execute("INSERT OR REPLACE INTO settled VALUES (?,?)",
