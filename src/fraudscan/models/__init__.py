@@ -172,7 +172,9 @@ def train_all(
         if evaluate and lab.sum() >= 4 and len(np.unique(fr.y[lab])) == 2:
             m = evaluate_frame(make, fr, n_splits=n_splits, seed=seed, **BUDGETS[subject])
         model = make().fit(fr.X.to_numpy()[lab], fr.y[lab].astype(int),
-                           peer_groups=fr.peer[lab], feature_names=list(fr.X.columns))
+                           peer_groups=fr.peer[lab], feature_names=list(fr.X.columns),
+                           X_unlabelled=fr.X.to_numpy()[~lab],
+                           peer_groups_unlabelled=fr.peer[~lab])
         risk = model.risk(fr.X.to_numpy(), fr.peer)
         oof = m.pop("risk", None)
         if subject == "claim":

@@ -203,8 +203,10 @@ class HybridRiskModel(ClassifierMixin, BaseEstimator):
                 "seed": self.random_state}
 
     def fit(self, X: Any, y: Any, peer_groups: Sequence[Any] | None = None,
-            feature_names: Sequence[str] | None = None) -> HybridRiskModel:
-        """Fit the peer-outlier scorer on all rows and LightGBM on the labels."""
+            feature_names: Sequence[str] | None = None, X_unlabelled: Any = None,
+            peer_groups_unlabelled: Sequence[Any] | None = None) -> HybridRiskModel:
+        """Fit the peer-outlier scorer on all rows (plus unlabelled ones) and LightGBM on labels.
+        """
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=np.float64)
         kind = type_of_target(y)
         if kind not in ("binary", "unknown") and not (kind == "multiclass"
@@ -217,7 +219,13 @@ class HybridRiskModel(ClassifierMixin, BaseEstimator):
                                else [f"x{i}" for i in range(X.shape[1])])
         if len(self.feature_names_) != X.shape[1]:
             raise ValueError("feature_names must name every column")
-        self.outlier_ = PeerOutlierScorer(directions=self.directions).fit(X, None, peer_groups)
+        Xo, po = X, peer_groups
+        if X_unlabelled is not None and len(X_unlabelled):
+            Xu = np.asarray(X_unlabelled, dtype=np.float64)
+            Xo = np.vstack([X, Xu])
+            po = np.concatenate([_peer_keys(peer_groups, len(X)),
+                                 _peer_keys(peer_groups_unlabelled, len(Xu))])
+        self.outlier_ = PeerOutlierScorer(directions=self.directions).fit(Xo, None, po)
         pos = (y == self.classes_[-1]) if len(self.classes_) == 2 else np.zeros(len(y), bool)
         self.n_positives_ = int(pos.sum())
         self.booster_: lgb.Booster | None = None
