@@ -101,6 +101,28 @@ def outcome_labels(workspace: Workspace | str | os.PathLike[str]) -> pd.DataFram
         "period": o["date"].astype(str).str[:7]}, columns=cols).reset_index(drop=True)
 
 
+def record_many(workspace: Workspace | str | os.PathLike[str], rows: pd.DataFrame) -> int:
+    """Record many outcomes without sanctions at once (columns kind, entity_id, result and
+    optionally amount_recovered, date, scenario, note); returns the number recorded."""
+    ws = _ws(workspace).require()
+    bad = set(rows["result"]) - set(RESULTS)
+    if bad:
+        raise OutcomeError(f"unknown results {sorted(bad)}")
+    now = datetime.now(UTC).replace(microsecond=0)
+    new = pd.DataFrame({
+        "outcome_id": [f"O{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}" for _ in range(len(rows))],
+        "kind": rows["kind"].astype(str).to_numpy(),
+        "entity_id": rows["entity_id"].astype(str).to_numpy(),
+        "result": rows["result"].to_numpy(),
+        "amount_recovered": pd.to_numeric(rows.get("amount_recovered", 0.0)),
+        "date": rows.get("date", date.today().isoformat()),
+        "scenario": rows.get("scenario", ""), "note": rows.get("note", ""),
+        "recorded_at": now.isoformat()})
+    old = read_outcomes(ws)
+    _write(ws, "case_outcomes", pd.concat([old, new], ignore_index=True) if len(old) else new)
+    return len(new)
+
+
 @dataclass
 class OutcomeResult:
     """What :func:`record_outcome` stored and changed."""

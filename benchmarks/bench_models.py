@@ -1,0 +1,106 @@
+"""Model benchmarks: training time, explanation time per returned lead, feedback rounds.
+
+    python benchmarks/bench_models.py W                 # W prepared: rules, features, leads, graph
+    python benchmarks/bench_models.py W --feedback 3    # + 3 rounds of inspector feedback
+
+Feedback rounds (person model, budget 200): start with no labels (peer outliers only), inspect
+the top 200 not yet inspected, record each as confirmed/cleared from the synthetic truth, retrain
+on inspection labels only, repeat. Precision is measured on each round's new inspection list.
+Results go to stdout as JSON; docs/performance.md and docs/evaluation.md quote them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+
+def bench_training(ws: str) -> dict:
+    from fraudscan.models import train_all
+
+    tmp = tempfile.mkdtemp()
+    t = time.perf_counter()
+    r = train_all(ws, tracking_uri=f"sqlite:///{tmp}/mlflow.db", n_splits=3)
+    total = time.perf_counter() - t
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"train_all_seconds": round(total, 1),
+            "timings": {k: round(v, 1) for k, v in r.timings.items()},
+            "metrics": {s: {k: round(v, 3) for k, v in m.get("oof", {}).items()}
+                        for s, m in r.metrics.items()},
+            "scenario_recall": {s: m.get("scenario_recall") for s, m in r.metrics.items()}}
+
+
+def bench_explain(ws: str, n: int = 200) -> dict:
+    from fraudscan.suspects import explain_rows, suspects
+
+    out = {}
+    for kind in ("facility", "person", "claim"):
+        ids = list(suspects(ws, kind, top=n, reasons=False).iloc[:, 1])
+        t = time.perf_counter()
+        explain_rows(ws, kind, ids)
+        out[kind] = {"rows": len(ids),
+                     "ms_per_lead": round(1000 * (time.perf_counter() - t) / len(ids), 2)}
+    from fraudscan.models import load_model, read_inputs, score_claim
+
+    model = load_model(ws, "claim")
+    X, _, peer = read_inputs(ws, "claim")
+    rows = X.head(2000).to_dict("records")
+    t = time.perf_counter()
+    for r, p in zip(rows, peer[:2000], strict=False):
+        score_claim(model, r, p)
+    out["score_one_claim_ms"] = round(1000 * (time.perf_counter() - t) / len(rows), 3)
+    return out
+
+
+def bench_feedback(ws: str, rounds: int, budget: int = 200) -> list[dict]:
+    from fraudscan.models import train_all
+    from fraudscan.models.data import entity_labels
+    from fraudscan.outcomes import OUTCOMES_DIR, record_many
+    from fraudscan.workspace import Workspace
+
+    w = Workspace(ws)
+    shutil.rmtree(w.path / OUTCOMES_DIR, ignore_errors=True)
+    truth = entity_labels(w, "person", ("synthetic",)).set_index("entity_id")["is_fraud"]
+    inspected: set[str] = set()
+    res = []
+    for rnd in range(rounds + 1):
+        r = train_all(w, ["person"], sources=("inspection",), train_on="labelled",
+                      evaluate=False, track=False)
+        sc = r.scores["person"]
+        sc = sc[~sc["id"].isin(inspected)].sort_values("risk_score", ascending=False)
+        pick = sc.head(budget)["id"].astype(str)
+        hit = pick.map(truth).fillna(False).astype(bool)
+        res.append({"round": rnd, "labels_used": len(inspected),
+                    "precision_at_budget": round(float(hit.mean()), 3)})
+        record_many(w, pd.DataFrame({"kind": "person", "entity_id": pick.to_numpy(),
+                                     "result": np.where(hit, "confirmed", "cleared")}))
+        inspected |= set(pick)
+    shutil.rmtree(w.path / OUTCOMES_DIR, ignore_errors=True)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workspace")
+    ap.add_argument("--feedback", type=int, default=0)
+    ap.add_argument("--skip-train", action="store_true")
+    a = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    out: dict = {}
+    if not a.skip_train:
+        out["training"] = bench_training(a.workspace)
+        out["explain"] = bench_explain(a.workspace)
+    if a.feedback:
+        out["feedback"] = bench_feedback(a.workspace, a.feedback)
+    print(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
