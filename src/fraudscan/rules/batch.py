@@ -201,21 +201,22 @@ def cond_item_price_cap(r: Rule) -> tuple[str, str]:
 
 
 def sql_item_course(r: Rule) -> str:
-    src = (f"(SELECT *, min(d) OVER (PARTITION BY person_id, item_code) AS first_d FROM {_LC} "
-           "WHERE course_days IS NOT NULL AND qty > 0)")
+    # first use among this claim and the claims before it (admission time, settlement id):
+    # what the single-claim path knows when it judges the claim
+    src = (f"(SELECT *, min(d) OVER (PARTITION BY person_id, item_code ORDER BY adm_ts, "
+           f"settlement_id) AS first_d FROM {_LC} WHERE course_days IS NOT NULL AND qty > 0)")
     return _line_select(r, src, f"{_classes(r)} AND date_diff('day', first_d, d) >= course_days")
 
-def sql_item_period(r: Rule, periods: Sequence[int]) -> str:
-    parts = []
-    for p in periods:
-        parts.append(
-            f"SELECT *, sum(qty) OVER (PARTITION BY person_id, item_code ORDER BY d RANGE "
-            f"BETWEEN INTERVAL {max(int(p) - 1, 0)} DAY PRECEDING AND CURRENT ROW) AS win "
-            f"FROM {_LC} WHERE period_days = {int(p)} AND max_per_period IS NOT NULL")
-    if not parts:
-        return ""
-    src = "(" + " UNION ALL ".join(parts) + ")"
-    return _line_select(r, src, f"{_classes(r)} AND win > max_per_period + {EPS}")
+def sql_item_period(r: Rule, periods: Sequence[int] = ()) -> str:
+    # qty of the item in the period ending on the line's date, over this claim and the claims
+    # before it (admission time, settlement id), as the single-claim path counts it
+    pl = f"(SELECT * FROM {_LC} WHERE period_days IS NOT NULL AND max_per_period IS NOT NULL)"
+    src = (f"(SELECT a.*, sum(b.qty) AS win FROM (SELECT * FROM {pl} WHERE qty > 0 AND "
+           f"{_classes(r)}) a JOIN {pl} b ON b.person_id = a.person_id AND "
+           "b.item_code = a.item_code AND b.d BETWEEN a.d - CAST(a.period_days - 1 AS INTEGER) "
+           "AND a.d AND (b.adm_ts < a.adm_ts OR (b.adm_ts = a.adm_ts AND "
+           "b.settlement_id <= a.settlement_id)) GROUP BY ALL)")
+    return _line_select(r, src, f"win > max_per_period + {EPS}")
 
 def cond_item_trace_missing(r: Rule) -> tuple[str, str]:
     mts = r.params.get("medical_types")
