@@ -5,10 +5,13 @@ from __future__ import annotations
 import typer
 
 from fraudscan.cli import (
+    features_cmd,
     graph_cmd,
     import_cmd,
     leads_cmd,
+    models_cmd,
     rules_cmd,
+    serve_cmd,
     synth_cmd,
     workspace_cmd,
 )
@@ -44,8 +47,11 @@ workspace_cmd.register(app)
 synth_cmd.register(app)
 import_cmd.register(app)
 rules_cmd.register(app)
+features_cmd.register(app)
 leads_cmd.register(app)
 graph_cmd.register(app)
+models_cmd.register(app)
+serve_cmd.register(app)
 
 
 def main() -> None:
