@@ -158,3 +158,20 @@ def test_cli_suspects_and_outcome(trained, tmp_path) -> None:
                                  "--id", person, "--result", "cleared", "--date",
                                  "2025-12-01", "--no-apply"])
     assert r.exit_code == 0, r.output
+
+
+def test_without_any_label_models_rank_by_peer_outliers(trained, tmp_path) -> None:
+    from fraudscan.models import BUDGETS, train_all
+    from fraudscan.models.evaluation import case_recall, metrics
+
+    ws, res, _ = trained
+    copy = Workspace(tmp_path / "w")
+    shutil.copytree(ws.path, copy.path, ignore=shutil.ignore_patterns("outcomes"))
+    r = train_all(copy, ["person"], sources=("inspection",), train_on="labelled",
+                  evaluate=False, track=False)
+    assert r.models["person"].booster_ is None
+    truth = res.scores["person"]["label"].to_numpy()
+    m = metrics(truth, r.scores["person"]["risk_score"].to_numpy(), budget_top=200)
+    assert m["roc_auc"] > 0.7 and m["precision_at_budget"] > 3 * m["base_rate"]
+    rec = case_recall(ws.read_table("labels"), res.scores, BUDGETS)
+    assert {"scenario", "cases", "reached", "recall"} <= set(rec.columns) and len(rec)

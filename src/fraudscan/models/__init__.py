@@ -53,7 +53,8 @@ FRAMES: dict[str, Callable[..., SubjectFrame]] = {
     "staff": staff.frame, "ring": ring.frame}
 HYPER: dict[str, dict[str, Any]] = {
     "claim": {"n_estimators": 150, "num_leaves": 31, "min_child_samples": 20},
-    "facility": {"n_estimators": 200, "num_leaves": 7, "min_child_samples": 5},
+    "facility": {"n_estimators": 300, "num_leaves": 4, "min_child_samples": 20,
+                 "learning_rate": 0.03},
     "person": {"n_estimators": 200, "num_leaves": 15, "min_child_samples": 10},
     "staff": {"n_estimators": 150, "num_leaves": 7, "min_child_samples": 5},
     "ring": {"n_estimators": 100, "num_leaves": 4, "min_child_samples": 3},
@@ -163,6 +164,9 @@ def train_all(
         fr = build_frame(ws, subject, sources=sources, train_on=train_on,
                          claim_rollup=rollup if subject == "facility" else None)
         hp = {**HYPER[subject], **(hyper or {}).get(subject, {})}
+        # small label sets (a few dozen facilities) cannot fill 20-row leaves
+        hp["min_child_samples"] = min(hp.get("min_child_samples", 20),
+                                      max(3, int(fr.labelled.sum()) // 10))
         make = factory(subject, n_jobs=n_jobs, seed=seed, directions=fr.directions, **hp)
         lab = fr.labelled
         m: dict[str, Any] = {}
@@ -171,10 +175,11 @@ def train_all(
             continue
         if evaluate and lab.sum() >= 4 and len(np.unique(fr.y[lab])) == 2:
             m = evaluate_frame(make, fr, n_splits=n_splits, seed=seed, **BUDGETS[subject])
-        model = make().fit(fr.X.to_numpy()[lab], fr.y[lab].astype(int),
-                           peer_groups=fr.peer[lab], feature_names=list(fr.X.columns),
-                           X_unlabelled=fr.X.to_numpy()[~lab],
-                           peer_groups_unlabelled=fr.peer[~lab])
+        fit = lab if lab.any() else np.ones(len(fr), bool)  # no labels: outliers only
+        model = make().fit(fr.X.to_numpy()[fit], np.nan_to_num(fr.y[fit]).astype(int),
+                           peer_groups=fr.peer[fit], feature_names=list(fr.X.columns),
+                           X_unlabelled=fr.X.to_numpy()[~fit],
+                           peer_groups_unlabelled=fr.peer[~fit])
         risk = model.risk(fr.X.to_numpy(), fr.peer)
         oof = m.pop("risk", None)
         if subject == "claim":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fraudscan.models.data import SubjectFrame, attach_labels, entity_labels, numeric
+from fraudscan.models.data import SubjectFrame, attach_labels, entity_labels, numeric, query
 from fraudscan.workspace import Workspace
 
 ID_COLUMNS = ("settlement_id", "period", "person_id", "facility_id", "staff_id",
@@ -30,6 +30,10 @@ def frame(ws: Workspace, sources: tuple[str, ...] = ("synthetic", "inspection", 
     from fraudscan.features import load
 
     f = load(ws, "claim")
+    f["settlement_id"] = f["settlement_id"].astype(str)
+    f = f.merge(claim_leads(ws), on="settlement_id", how="left")
+    for c in ("claim_leads", "claim_detectors"):
+        f[c] = f[c].fillna(0.0)
     cols = feature_columns(f)
     X = numeric(f, cols)
     X = X.loc[:, X.notna().any()]
@@ -48,6 +52,20 @@ def frame(ws: Workspace, sources: tuple[str, ...] = ("synthetic", "inspection", 
     directions = [0 if c in TWO_SIDED else 1 for c in X.columns]
     return SubjectFrame(kind="claim", ids=ids, X=X, y=y, groups=fac, peer=peer, meta=meta,
                         directions=directions, periods=f["period"].astype(str).to_numpy())
+
+
+def claim_leads(ws: Workspace) -> pd.DataFrame:
+    """Per settlement: screening leads that list it, detectors and the best lead score."""
+    df = query(ws, """
+        SELECT sid AS settlement_id, count(*) AS claim_leads,
+               count(DISTINCT detector) AS claim_detectors, max(score) AS claim_lead_score
+        FROM (SELECT unnest(settlement_ids) AS sid, detector, score FROM leads)
+        GROUP BY 1""", needs=["leads"])
+    if df is None:
+        return pd.DataFrame(columns=["settlement_id", "claim_leads", "claim_detectors",
+                                     "claim_lead_score"])
+    df["settlement_id"] = df["settlement_id"].astype(str)
+    return df
 
 
 def facility_rollup(frame: SubjectFrame, risk: np.ndarray) -> pd.DataFrame:

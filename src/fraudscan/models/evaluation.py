@@ -143,3 +143,37 @@ def evaluate_frame(factory: ModelFactory, frame: SubjectFrame, *, n_splits: int 
         res["time_holdout"] = metrics(np.where(test, frame.y, np.nan), tr,
                                       budget_frac=budget_frac, budget_top=budget_top)
     return res
+
+
+LIST_OF_LABEL = {"facility": "facility", "person": "person", "settlement": "claim",
+                 "staff": "staff"}
+
+
+def case_recall(labels: pd.DataFrame, scores: dict[str, pd.DataFrame],
+                budgets: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Per scenario: share of its cases (``group_id``) an inspector reaches within budget.
+
+    The inspection lists are the top of each subject's ranking by risk (top 5 % of
+    facilities and staff, top 200 persons and claims by default); a case is reached when any
+    of its labelled facilities, persons, settlements or staff is on the matching list.
+    """
+    top: dict[str, set[str]] = {}
+    for kind, sc in scores.items():
+        if kind not in budgets or sc.empty:
+            continue
+        k = budget_size(len(sc), budgets[kind].get("budget_frac"),
+                        budgets[kind].get("budget_top"))
+        top[kind] = set(sc.sort_values("risk_score", ascending=False, kind="stable")
+                        .head(k)["id"].astype(str))
+    lab = labels[labels["is_fraud"].astype(bool) & labels["group_id"].notna()
+                 & labels["entity_type"].isin(list(LIST_OF_LABEL))]
+    rows = []
+    for scen, g in lab.groupby("scenario"):
+        cases = found = 0
+        for _, c in g.groupby("group_id"):
+            cases += 1
+            found += any(str(e) in top.get(LIST_OF_LABEL[t], set())
+                         for t, e in zip(c["entity_type"], c["entity_id"], strict=True))
+        rows.append({"scenario": scen, "cases": cases, "reached": found,
+                     "recall": found / cases if cases else float("nan")})
+    return pd.DataFrame(rows, columns=["scenario", "cases", "reached", "recall"])
