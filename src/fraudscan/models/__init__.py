@@ -39,6 +39,7 @@ __all__ = [
     "PeerOutlierScorer",
     "TrainResult",
     "build_frame",
+    "explain_lead",
     "load_model",
     "read_inputs",
     "read_scores",
@@ -308,6 +309,18 @@ def read_inputs(workspace: Workspace | str | os.PathLike[str], subject: str,
     df = pd.read_parquet(p, filters=filters)
     return (df.drop(columns=["_id", "_peer"]), df["_id"].astype(str).to_numpy(),
             df["_peer"].astype(str).to_numpy())
+
+
+def explain_lead(workspace: Workspace | str | os.PathLike[str], lead_id: str,
+                 top: int = 3) -> list[dict[str, Any]]:
+    """Reasons for one screening lead: ``[{feature, value, peer_p95, contribution, zh, en}]``.
+
+    SHAP of the lead's subject (settlement → claim model, person, staff, facility, ring) in the
+    last training run; computed on request, never on the pre-payment path.
+    """
+    from fraudscan.suspects import explain_lead as _explain
+
+    return _explain(workspace, lead_id, top=top)["reasons"]
 
 
 def score_claim(model: HybridRiskModel, features: Mapping[str, Any],
