@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from fraudscan.cli import (
+    demo_cmd,
     features_cmd,
     graph_cmd,
     import_cmd,
@@ -43,6 +44,7 @@ def _root(
     """Anti-fraud toolkit for the basic medical-insurance fund (医保基金监管)."""
 
 
+demo_cmd.register(app)
 workspace_cmd.register(app)
 synth_cmd.register(app)
 import_cmd.register(app)
