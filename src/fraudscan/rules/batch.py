@@ -225,14 +225,10 @@ def cond_item_trace_missing(r: Rule) -> tuple[str, str]:
                         "scanned")
 
 
-def sql_item_staff_status(r: Rule) -> str:
-    src = ("(SELECT lc.*, st.qualification_status, st.status_from, st.status_to, "
-           "st.death_date AS staff_death FROM _rs_lc lc JOIN staff st "
-           "ON st.staff_id = lc.staff_eff)")
-    return _line_select(r, src, "(qualification_status IN ('suspended', 'terminated') AND "
-                        "(status_from IS NULL OR d >= status_from) AND (status_to IS NULL OR "
-                        "d <= status_to)) OR (staff_death IS NOT NULL AND d > staff_death)")
-
+def cond_item_staff_status(r: Rule) -> tuple[str, str]:
+    return _cond("(staff_status IN ('suspended', 'terminated') AND (status_from IS NULL OR "
+                 "d >= status_from) AND (status_to IS NULL OR d <= status_to)) OR "
+                 "(staff_death IS NOT NULL AND d > staff_death)")
 
 def cond_item_listed(r: Rule) -> tuple[str, str]:
     codes = _list(kp["code"] for kp in r.knowledge)
@@ -489,11 +485,15 @@ SELECT l.line_id, l.settlement_id, CAST(l.service_time AS DATE) AS d, l.item_cod
        p.sex, p.death_date,
        date_diff('day', p.birth_date, CAST(l.service_time AS DATE)) AS age,
        f.level, coalesce(f.internet_hospital, false) AS internet,
-       l.line_id IN (SELECT line_id FROM trace_scans WHERE line_id IS NOT NULL) AS scanned
+       l.line_id IN (SELECT line_id FROM trace_scans WHERE line_id IS NOT NULL) AS scanned,
+       st.qualification_status AS staff_status, st.status_from, st.status_to,
+       st.death_date AS staff_death
 FROM fee_lines l
 JOIN settlements s ON s.settlement_id = l.settlement_id
 LEFT JOIN persons p ON p.person_id = s.person_id
 LEFT JOIN facilities f ON f.facility_id = s.facility_id
+LEFT JOIN (SELECT * FROM staff WHERE qualification_status <> 'active' OR death_date IS NOT NULL)
+    st ON st.staff_id = coalesce(l.staff_id, s.attending_staff_id)
 """, """
 CREATE OR REPLACE TEMP TABLE _rs_dx AS
 SELECT settlement_id, diag_code AS code FROM diagnoses
