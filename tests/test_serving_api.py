@@ -298,7 +298,7 @@ def test_outcome_recorded_and_audited(served):
 
 def test_settle_and_shared_state(served, requests_30):
     """Two stores on one file: a claim settled through one is seen by the other's mirror."""
-    ws, c, t, app = served
+    _ws, c, t, app = served
     from fraudscan.serving.state import SharedStateStore
 
     path = app.state.service.scorer.state.path

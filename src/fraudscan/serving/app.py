@@ -309,6 +309,8 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
                 opts.setdefault("warn_at", None if v in ("", "none") else float(v))
             s = Service(w, **opts)
         s.start()
+        if service is None and workspace is None:  # a BentoML worker (fraudscan serve)
+            _watch_parent()
         holder["svc"] = s
         app.state.service = s
         try:
@@ -576,6 +578,23 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     return Starlette(routes=routes, lifespan=lifespan,
                      exception_handlers={404: not_found, 405: not_found, 500: server_error})
+
+
+def _watch_parent() -> None:
+    """Exit when the process that started this worker is gone (a killed BentoML arbiter leaves
+    its workers running in their own sessions; they must not keep serving unsupervised)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                log.error("parent %s is gone; exiting", parent)
+                os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def ring_view(s: Service, p: Principal, rid: str) -> tuple[dict, list[dict]]:

@@ -24,12 +24,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from fraudscan import schema
 from fraudscan.serving.access import serve_dir
-from fraudscan.workspace import Workspace
+from fraudscan.workspace import Workspace, attach_views
 
 OUTCOMES = ("confirmed", "partly_confirmed", "not_confirmed", "referred", "in_progress")
 GRADES = ("A", "B", "C", "D")
@@ -61,6 +62,15 @@ def _clean(v: Any) -> Any:
     if v is pd.NA or v is pd.NaT:
         return None
     return v
+
+
+def _open_read_only(path: Path, tries: int = 5) -> Any:
+    for i in range(tries):
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.IOException:
+            time.sleep(0.1 * (i + 1))
+    return None
 
 
 def grade_of(risk: float) -> str:
@@ -180,24 +190,37 @@ class WorkspaceData:
         self.person_district = dict(zip(persons.get("person_id", []),
                                         persons.get("district", []), strict=True))
         leads = pd.DataFrame()
-        self.rings = pd.DataFrame()
-        self.ring_members = pd.DataFrame()
-        self.findings = pd.DataFrame()
-        with ws.connect(read_only=True) as con:
-            tabs = _tables(con)
-            if "leads" in tabs:
-                leads = con.execute("SELECT * FROM leads").df()
-            if "rings" in tabs:
-                self.rings = con.execute("SELECT * FROM rings ORDER BY score DESC, ring_id").df()
-            if "ring_members" in tabs:
-                self.ring_members = con.execute("SELECT * FROM ring_members").df()
-            if "rule_findings" in tabs:
-                self.findings = con.execute(
-                    "SELECT facility_id, rule_id, any_value(action) AS action, "
-                    "any_value(severity) AS severity, any_value(message) AS message, "
-                    "count(*) AS findings, count(DISTINCT settlement_id) AS claims, "
-                    "sum(amount) AS amount FROM rule_findings GROUP BY ALL").df()
-            self.indicators = self._indicators(con)
+        rings = members = findings = pd.DataFrame()
+        if ws.db_path.exists():  # derived tables; never create or lock the file for writing
+            con = _open_read_only(ws.db_path)
+            if con is None:
+                if hasattr(self, "leads"):
+                    return  # a writer holds the file: keep the previous snapshot
+            else:
+                try:
+                    tabs = _tables(con)
+                    if "leads" in tabs:
+                        leads = con.execute("SELECT * FROM leads").df()
+                    if "rings" in tabs:
+                        rings = con.execute("SELECT * FROM rings ORDER BY score DESC, "
+                                            "ring_id").df()
+                    if "ring_members" in tabs:
+                        members = con.execute("SELECT * FROM ring_members").df()
+                    if "rule_findings" in tabs:
+                        findings = con.execute(
+                            "SELECT facility_id, rule_id, any_value(action) AS action, "
+                            "any_value(severity) AS severity, any_value(message) AS message, "
+                            "count(*) AS findings, count(DISTINCT settlement_id) AS claims, "
+                            "sum(amount) AS amount FROM rule_findings GROUP BY ALL").df()
+                finally:
+                    con.close()
+        self.rings, self.ring_members, self.findings = rings, members, findings
+        mem = duckdb.connect()
+        try:
+            attach_views(mem, ws)
+            self.indicators = self._indicators(mem)
+        finally:
+            mem.close()
         self.leads = self._prepare_leads(leads)
         self._grades = self._grade_frames()
 

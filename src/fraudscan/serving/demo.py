@@ -49,3 +49,84 @@ def train_demo_champion(workspace: str | os.PathLike[str], *, max_claims: int = 
     return log_training("claim", model, params={"demo": True, "n": len(claims)},
                         metrics={"positives": int(y.sum())}, features=names,
                         fingerprint=ws.fingerprint(), uri=demo_uri(ws.path))
+
+
+# -- running the real server (tests, benchmarks) -----------------------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(workspace: str | os.PathLike[str], port: int, *, workers: int = 2,
+                 poll_seconds: float = 0, log: str | os.PathLike[str] | None = None,
+                 extra: list[str] | None = None):  # -> subprocess.Popen
+    """``fraudscan serve W --port P`` in its own process group (stop it with :func:`stop`)."""
+    import subprocess
+    import sys
+
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", "fraudscan.cli.serve_cmd", "serve", str(workspace), "--port",
+         str(port), "--workers", str(workers), "--poll-seconds", str(poll_seconds),
+         *(extra or [])],
+        stdout=out, stderr=out, start_new_session=True)
+
+
+def wait_ready(port: int, timeout: float = 120.0, proc: Any = None) -> None:
+    import http.client
+    import time
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/v1/ready")
+            r = c.getresponse()
+            r.read()
+            if r.status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"server on port {port} not ready after {timeout} s")
+
+
+def stop(proc: Any, sig: int | None = None, timeout: float = 30.0) -> None:
+    """Signal the server and every process under it (SIGTERM, or ``sig``) and wait.
+
+    BentoML's workers run in sessions of their own, so a process-group signal would miss
+    them: they are found as children of the server process and signalled by pid.
+    """
+    import contextlib
+    import signal
+    import subprocess
+
+    import psutil
+
+    sig = sig if sig is not None else signal.SIGTERM
+    try:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        kids = []
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, sig)
+    if sig == signal.SIGKILL:
+        for k in kids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                k.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    _gone, alive = psutil.wait_procs(kids, timeout=timeout)
+    for k in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            k.kill()
