@@ -89,6 +89,7 @@ def _build_tables(persons: int, seed: int, config: SynthConfig | None,
     parts = [outpatient_skeletons(ctx), pharmacy_skeletons(ctx), chronic_skeletons(ctx),
              dialysis_skeletons(ctx), inpatient_skeletons(ctx)]
     s = clean_settlements(ctx, pd.concat(parts, ignore_index=True))
+    del parts
     s["staff"] = ctx.assign_staff(s["fac"].to_numpy(), s["dept"].to_numpy(),
                                   s["adm"].to_numpy(), s["dis"].to_numpy())
     step(1, "settlements")

@@ -742,6 +742,7 @@ def make_lines(ctx: Ctx, s: pd.DataFrame) -> pd.DataFrame:
         else:
             parts.append(visit_lines(ctx, grp, KINDS[kname]))
     lines = pd.concat(parts, ignore_index=True)
+    parts.clear()  # free the per-kind frames before sanitising (peak memory)
     return sanitize(ctx, lines, s)
 
 

@@ -55,6 +55,7 @@ def finalize(ctx: Ctx) -> dict[str, pd.DataFrame]:
     t0 = np.datetime64(ctx.cfg.start, "s")
     s = pd.concat(ctx.settlements, ignore_index=True)
     lines = pd.concat(ctx.lines, ignore_index=True)
+    ctx.settlements, ctx.lines = [], []  # the concatenated copies replace them (peak memory)
     s = _clean_consistency(ctx, s)
     lines = lines[lines["sid"].isin(s["sid"])]
     s = s[s["sid"].isin(lines["sid"])].reset_index(drop=True)
