@@ -35,9 +35,18 @@ def bench_training(ws: str) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     labels = Workspace(ws).read_table("labels")
     models_only = labels[~labels["scenario"].str.match(r"^R\d+$")]
-    cases = case_recall(models_only, r.scores, BUDGETS)
+    from fraudscan.suspects import ranked_leads
+
+    top_leads = ranked_leads(ws, top=200)
+    cases = case_recall(models_only, r.scores, BUDGETS, leads=top_leads)
+    lab_ids = set(models_only.loc[models_only["is_fraud"].astype(bool)
+                                  & (models_only["entity_type"] == "settlement"),
+                                  "entity_id"].astype(str))
+    lead_prec = float(np.mean([bool(set(map(str, s if s is not None else [])) & lab_ids)
+                               or False for s in top_leads["settlement_ids"]]))
     _, rings = evaluate_rings(ws)
     return {"case_recall": cases.round(3).to_dict("records"), "rings": rings,
+            "top200_leads_with_a_labelled_claim": round(lead_prec, 3),
             "train_all_seconds": round(total, 1),
             "timings": {k: round(v, 1) for k, v in r.timings.items()},
             "metrics": {s: {k: round(v, 3) for k, v in m.get("oof", {}).items()}

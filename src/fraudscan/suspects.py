@@ -74,6 +74,62 @@ def explain_lead(workspace: Workspace | str | os.PathLike[str], lead_id: str,
             "reason_en": "; ".join(r.en for r in reasons)}
 
 
+def ranked_leads(workspace: Workspace | str | os.PathLike[str], top: int | None = 200,
+                 *, reasons: bool = False) -> pd.DataFrame:
+    """Screening leads ranked for inspection: lead score × model risk of the lead's subject.
+
+    Settlement leads take the highest claim risk among their settlements; other leads the
+    risk of their person, staff member, facility or ring. ``expected_recoverable`` is the
+    priority × the lead's amount. This is the "top 200 leads" inspection budget.
+    """
+    from fraudscan.models import read_scores
+    from fraudscan.models.data import query
+
+    ws = _ws(workspace)
+    leads = query(ws, "SELECT * FROM leads", needs=["leads"])
+    if leads is None or leads.empty:
+        return pd.DataFrame(columns=["rank", "lead_id", "detector", "subject_type",
+                                     "subject_id", "facility_id", "priority"])
+    risk: dict[tuple[str, str], float] = {}
+    for kind, st in (("claim", "settlement"), ("person", "person"), ("staff", "staff"),
+                     ("facility", "facility"), ("ring", "ring")):
+        try:
+            sc = read_scores(ws, kind)
+        except FraudscanError:
+            continue
+        risk.update({(st, str(i)): float(r) for i, r in
+                     zip(sc["id"], sc["risk_score"], strict=True)})
+
+    def subject_risk(r: pd.Series) -> float:
+        if r["subject_type"] == "settlement" or r["settlement_ids"] is not None:
+            ids = list(r["settlement_ids"]) if r["settlement_ids"] is not None else []
+            vals = [risk.get(("settlement", str(x)), np.nan) for x in ids]
+            if r["subject_type"] == "settlement":
+                vals.append(risk.get(("settlement", str(r["subject_id"])), np.nan))
+            claim = np.nanmax(vals) if np.isfinite(vals).any() else np.nan
+        else:
+            claim = np.nan
+        own = risk.get((str(r["subject_type"]), str(r["subject_id"])), np.nan)
+        both = [v for v in (own, claim) if np.isfinite(v)]
+        return max(both) if both else 0.5
+
+    leads["model_risk"] = leads.apply(subject_risk, axis=1)
+    leads["priority"] = leads["score"].astype(float) * leads["model_risk"]
+    leads["expected_recoverable"] = leads["priority"] * pd.to_numeric(
+        leads["amount"], errors="coerce").fillna(0.0)
+    leads = leads.sort_values(["priority", "expected_recoverable"], ascending=False,
+                              kind="stable")
+    if top is not None:
+        leads = leads.head(int(top))
+    leads = leads.reset_index(drop=True)
+    leads.insert(0, "rank", np.arange(1, len(leads) + 1))
+    if reasons and len(leads):
+        texts = [explain_lead(ws, lid) for lid in leads["lead_id"]]
+        leads["reason_zh"] = [t["reason_zh"] for t in texts]
+        leads["reason_en"] = [t["reason_en"] for t in texts]
+    return leads
+
+
 def _grades(ws: Workspace) -> pd.Series:
     from fraudscan.grading import read_history
 

@@ -150,12 +150,15 @@ LIST_OF_LABEL = {"facility": "facility", "person": "person", "settlement": "clai
 
 
 def case_recall(labels: pd.DataFrame, scores: dict[str, pd.DataFrame],
-                budgets: dict[str, dict[str, Any]]) -> pd.DataFrame:
+                budgets: dict[str, dict[str, Any]],
+                leads: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per scenario: share of its cases (``group_id``) an inspector reaches within budget.
 
     The inspection lists are the top of each subject's ranking by risk (top 5 % of
     facilities and staff, top 200 persons and claims by default); a case is reached when any
-    of its labelled facilities, persons, settlements or staff is on the matching list.
+    of its labelled facilities, persons, settlements or staff is on the matching list, or
+    is touched by one of the ``leads`` given (the top of the ranked lead list: its subject,
+    facility and settlements).
     """
     top: dict[str, set[str]] = {}
     for kind, sc in scores.items():
@@ -165,6 +168,14 @@ def case_recall(labels: pd.DataFrame, scores: dict[str, pd.DataFrame],
                         budgets[kind].get("budget_top"))
         top[kind] = set(sc.sort_values("risk_score", ascending=False, kind="stable")
                         .head(k)["id"].astype(str))
+    touched: set[tuple[str, str]] = set()
+    if leads is not None:
+        for r in leads.itertuples(index=False):
+            touched.add((str(r.subject_type), str(r.subject_id)))
+            if isinstance(r.facility_id, str):
+                touched.add(("facility", r.facility_id))
+            if r.settlement_ids is not None:
+                touched.update(("settlement", str(x)) for x in r.settlement_ids)
     lab = labels[labels["is_fraud"].astype(bool) & labels["group_id"].notna()
                  & labels["entity_type"].isin(list(LIST_OF_LABEL))]
     rows = []
@@ -172,7 +183,7 @@ def case_recall(labels: pd.DataFrame, scores: dict[str, pd.DataFrame],
         cases = found = 0
         for _, c in g.groupby("group_id"):
             cases += 1
-            found += any(str(e) in top.get(LIST_OF_LABEL[t], set())
+            found += any(str(e) in top.get(LIST_OF_LABEL[t], set()) or (t, str(e)) in touched
                          for t, e in zip(c["entity_type"], c["entity_id"], strict=True))
         rows.append({"scenario": scen, "cases": cases, "reached": found,
                      "recall": found / cases if cases else float("nan")})
