@@ -129,10 +129,11 @@ FROM stg_settlements s
 CROSS JOIN fs_meta m
 LEFT JOIN stg_claim_lines l ON l.settlement_id = s.settlement_id
 LEFT JOIN peer_los pl
-    ON pl.period = s.period AND pl.dx_group IS NOT DISTINCT FROM s.dx_group
+    ON pl.period = s.period AND coalesce(pl.dx_group, '') = coalesce(s.dx_group, '')
     AND pl.facility_level = s.facility_level AND s.is_inpatient
 LEFT JOIN peer_cost pc
     ON pc.period = s.period AND pc.medical_type = s.medical_type
-    AND pc.dx_group IS NOT DISTINCT FROM s.dx_group AND pc.facility_level = s.facility_level
+    AND coalesce(pc.dx_group, '') = coalesce(s.dx_group, '')
+    AND pc.facility_level = s.facility_level
 LEFT JOIN stg_rule_hits r ON r.settlement_id = s.settlement_id
 LEFT JOIN stg_similarity j ON j.settlement_id = s.settlement_id

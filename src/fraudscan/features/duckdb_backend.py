@@ -55,9 +55,10 @@ class DuckDBBackend(Backend):
             self.con.unregister(f"_arrow_{rel}")
 
     def materialize(self, model: Model) -> None:
-        kind = "VIEW" if model.is_output else "TABLE"
         try:
-            self.con.execute(f"CREATE OR REPLACE TEMP {kind} {model.name} AS {model.final_sql()}")
+            for rel, sql in model.steps():
+                kind = "VIEW" if model.is_output and rel == model.name else "TABLE"
+                self.con.execute(f"CREATE OR REPLACE TEMP {kind} {rel} AS {sql}")
         except duckdb.Error as e:
             raise FeatureError(f"feature model {model.name} ({model.path.name}) failed: {e}") from e
 

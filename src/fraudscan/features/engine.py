@@ -80,24 +80,37 @@ class Model:
             )
         return cols
 
-    def final_sql(self) -> str:
-        """The model's SQL wrapped with its peer-percentile columns (percent_rank per peer group).
+    def body_sql(self) -> str:
+        return self.sql.strip().rstrip(";")
 
-        Nulls are ranked apart (the null flag is in the partition) and stay null, so both engines
-        agree whatever their default null ordering.
+    def steps(self) -> list[tuple[str, str]]:
+        """``(relation, sql)`` statements that produce the model, in order; the last is the model.
+
+        A model with percentiles is computed once as ``<name>__raw``; its peer percentiles are
+        then ranked on a narrow projection (key, peers, values) and joined back, because window
+        operators copy every column they carry and output models are wide. Nulls are ranked
+        apart (the null flag is in the partition) and stay null, so engines agree whatever their
+        default null ordering.
         """
-        body = self.sql.strip().rstrip(";")
         if not self.percentiles:
-            return body
-        peers = ", ".join(self.peers)
+            return [(self.name, self.body_sql())]
+        raw = f"{self.name}__raw"
+        keys = [k for k in (self.key, "period") if k]
         exprs = []
         for c in self.percentiles:
-            part = f"{peers}, ({c} IS NULL)" if peers else f"({c} IS NULL)"
+            part = ", ".join([*self.peers, f"({c} IS NULL)"])
             exprs.append(
                 f"CASE WHEN {c} IS NULL THEN NULL ELSE CAST(percent_rank() OVER ("
                 f"PARTITION BY {part} ORDER BY {c}) AS DOUBLE) END AS {c}{PCT_SUFFIX}"
             )
-        return "SELECT fs_m.*,\n    " + ",\n    ".join(exprs) + f"\nFROM (\n{body}\n) fs_m"
+        on = " AND ".join(f"fs_p.{k} = fs_m.{k}" for k in keys)
+        pct_cols = ", ".join(f"fs_p.{c}{PCT_SUFFIX}" for c in self.percentiles)
+        final = (
+            f"SELECT fs_m.*, {pct_cols}\nFROM {raw} fs_m\nJOIN (\n    SELECT {', '.join(keys)}, "
+            + ",\n    ".join(exprs)
+            + f"\n    FROM {raw}\n) fs_p ON {on}"
+        )
+        return [(raw, self.body_sql()), (self.name, final)]
 
 
 _HEADER_SIMPLE = re.compile(r"^--\s*(model|subject|key|doc|peers|percentile)\s*:\s*(.*)$")
@@ -262,7 +275,7 @@ class Backend(ABC):
 
     @abstractmethod
     def materialize(self, model: Model) -> None:
-        """Run ``model.final_sql()`` and make its result available under ``model.name``."""
+        """Run ``model.steps()`` and make the result available under ``model.name``."""
 
     @abstractmethod
     def fetch(self, model: Model, periods: Sequence[str]) -> pa.Table:

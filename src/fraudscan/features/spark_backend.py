@@ -63,6 +63,7 @@ class SparkBackend(Backend):
         shuffle_partitions: int = 2,
         driver_memory: str = "2g",
         conf: dict[str, str] | None = None,
+        cache_staging: bool = True,
     ) -> None:
         self._own = session is None
         if session is None:
@@ -87,14 +88,15 @@ class SparkBackend(Backend):
             session.conf.set("spark.sql.session.timeZone", "UTC")
             session.conf.set("spark.sql.ansi.enabled", "false")
         self.spark = session
+        self.cache_staging = cache_staging
         self._cached: list[DataFrame] = []
 
     def _arrow_df(self, table: pa.Table) -> DataFrame:
         struct = T.StructType(
             [T.StructField(f.name, _arrow_to_spark_type(f.type), True) for f in table.schema]
         )
-        rows = [tuple(r.values()) for r in table.to_pylist()]
-        return self.spark.createDataFrame(rows, schema=struct)
+        # through pandas and Arrow: a list of rows would start Python workers to parallelise
+        return self.spark.createDataFrame(table.to_pandas(), schema=struct)
 
     def prepare(self, inputs: BuildInputs) -> None:
         ws = inputs.workspace
@@ -126,16 +128,16 @@ class SparkBackend(Backend):
             self._arrow_df(table).createOrReplaceTempView(rel)
 
     def materialize(self, model: Model) -> None:
-        sql = to_spark_sql(model.final_sql())
-        try:
-            df = self.spark.sql(sql)
-        except Exception as e:  # pyspark raises its own AnalysisException family
-            raise FeatureError(f"feature model {model.name} ({model.path.name}) failed on "
-                               f"Spark: {e}") from e
-        if not model.is_output:
-            df = df.cache()
-            self._cached.append(df)
-        df.createOrReplaceTempView(model.name)
+        for rel, sql in model.steps():
+            try:
+                df = self.spark.sql(to_spark_sql(sql))
+            except Exception as e:  # pyspark raises its own AnalysisException family
+                raise FeatureError(f"feature model {model.name} ({model.path.name}) failed on "
+                                   f"Spark: {e}") from e
+            if self.cache_staging and (not model.is_output or rel != model.name):
+                df = df.cache()
+                self._cached.append(df)
+            df.createOrReplaceTempView(rel)
 
     def fetch(self, model: Model, periods: Sequence[str]) -> pa.Table:
         plist = ", ".join("'" + p.replace("'", "''") + "'" for p in periods)
