@@ -18,7 +18,12 @@ import duckdb
 import pandas as pd
 
 from fraudscan import schema
-from fraudscan.rules.checks import NEONATE_DAYS, PRICE_TOL, SUSPENSION_MAX_DAYS
+from fraudscan.rules.checks import (
+    NEONATE_DAYS,
+    PRICE_TOL,
+    SECOND_LINE_WINDOW,
+    SUSPENSION_MAX_DAYS,
+)
 from fraudscan.rules.model import Rule, RuleSet, load_rules
 from fraudscan.workspace import Workspace
 
@@ -314,6 +319,28 @@ def sql_duplicate_drug(r: Rule) -> str:
 def cond_fee_outside_stay(r: Rule) -> tuple[str, str]:
     return _cond(f"medical_type IN {_list(r.params['medical_types'])} AND "
                         "NOT dd AND (d < adm_d OR d > dis_d)")
+
+
+def sql_second_line(r: Rule) -> str:
+    window = int(r.params.get("window_days", SECOND_LINE_WINDOW))
+    items = _list(kp["item"] for kp in r.knowledge)
+    rows = [(kp["item"], c, None) for kp in r.knowledge for c in kp.get("first_line", ())]
+    rows += [(kp["item"], None, g) for kp in r.knowledge for g in kp.get("first_line_groups", ())]
+    k = _values(rows, ("item", "code", "grp"))
+    codes = _list(x[1] for x in rows if x[1] is not None)
+    groups = _list(x[2] for x in rows if x[2] is not None)
+    # first-line uses of the persons that bill a second-line drug, tagged with that drug
+    first = (f"SELECT DISTINCT u.person_id, u.d, u.adm_ts, u.settlement_id, k.item FROM "
+             f"(SELECT person_id, d, adm_ts, settlement_id, item_code, drug_group FROM {_LC} "
+             f"WHERE qty > 0 AND (item_code IN {codes} OR drug_group IN {groups}) AND "
+             f"person_id IN (SELECT person_id FROM _rs_lc WHERE item_code IN {items})) u "
+             "JOIN " + k + " ON k.code = u.item_code OR k.grp = u.drug_group")
+    src = (f"(SELECT * FROM _rs_lc lc WHERE item_code IN {items} AND NOT EXISTS ("
+           f"SELECT 1 FROM ({first}) f WHERE f.person_id = lc.person_id AND "
+           f"f.item = lc.item_code AND f.d < lc.d AND f.d >= lc.d - {window} AND "
+           "(f.adm_ts < lc.adm_ts OR (f.adm_ts = lc.adm_ts AND "
+           "f.settlement_id <= lc.settlement_id))))")
+    return _line_select(r, src, "true")
 
 
 def sql_trace_reused(r: Rule) -> str:

@@ -29,6 +29,7 @@ Pairs = list[tuple[Line, Item | None]]
 EPS = 1e-9
 PRICE_TOL = 0.005
 NEONATE_DAYS = 28
+SECOND_LINE_WINDOW = 180
 DRUGS = frozenset(schema.DRUG_CLASSES)
 
 
@@ -72,6 +73,11 @@ class Checker:
             self._plan.append((r, fn))
         self._classes = {id(r): frozenset(r.params.get("classes", schema.ITEM_CLASSES))
                          for r in rules}
+        self._second = {id(r): second_line_map(r, catalogue) for r in rules
+                        if r.check == "second_line"}
+        self.track: frozenset[str] = frozenset().union(
+            *(codes for m in self._second.values() for codes in m.values()))
+        """Item codes whose use the cross-claim state must record (first-line drugs)."""
 
     # -- entry point ------------------------------------------------------------------------
     def check(self, claim: Claim) -> list[Finding]:
@@ -385,6 +391,25 @@ class Checker:
                     and rule.in_force(ln.service_date):
                 self._line(rule, c, ln, ln.amount, out)
 
+    def _k_second_line(self, rule: Rule, c: Claim, pairs: Pairs, out: list[Finding]) -> None:
+        need = self._second[id(rule)]
+        hits = [ln for ln in c.lines if ln.qty > 0 and ln.item_code in need
+                and rule.in_force(ln.service_date)]
+        if not hits:
+            return
+        window = int(rule.params.get("window_days", SECOND_LINE_WINDOW))
+        for ln in hits:
+            first = need[ln.item_code]
+            hi = ln.service_date - timedelta(days=1)
+            lo = ln.service_date - timedelta(days=window)
+            if any(o.qty > 0 and o.item_code in first and lo <= o.service_date <= hi
+                   for o in c.lines):
+                continue
+            if self.state is not None and self.state.used_any(c.person_id, first, lo, hi,
+                                                               c.settlement_id):
+                continue
+            self._line(rule, c, ln, ln.amount, out)
+
     def _k_trace_reused(self, rule: Rule, c: Claim, pairs: Pairs, out: list[Finding]) -> None:
         first_in_claim: dict[str, str] = {}
         for ln in c.lines:
@@ -514,6 +539,19 @@ class Checker:
 SUSPENSION_MAX_DAYS = 365
 """Networked-settlement suspensions last 3-12 months (Regulation Art. 41), so a settlement is in
 one when it falls in the 365 days up to ``settlement_restricted_until``."""
+
+
+def second_line_map(rule: Rule, catalogue: dict[str, Item]) -> dict[str, frozenset[str]]:
+    """Second-line item code → the first-line item codes (listed codes plus catalogue items of
+    the listed drug groups) of one ``second_line`` rule version."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for kp in rule.knowledge:
+        groups = set(kp.get("first_line_groups", ()))
+        out[kp["item"]] |= set(kp.get("first_line", ()))
+        if groups:
+            out[kp["item"]] |= {code for code, it in catalogue.items()
+                                if it.drug_group in groups}
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 def _codes(rule: Rule, key: str) -> frozenset[str]:

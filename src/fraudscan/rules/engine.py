@@ -58,6 +58,8 @@ class RuleEngine:
         self.state = state
         self._checkers: dict[tuple[str, ...] | None, Checker] = {}
         self.checker = self._checker(None)
+        if state is not None:  # first-line drugs (R20) whose use settle() must record
+            state.track = state.track | self.checker.track
 
     @classmethod
     def from_workspace(

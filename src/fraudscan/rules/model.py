@@ -63,6 +63,7 @@ class CheckSpec:
     knowledge: dict[str, type | tuple[type, ...]] = field(default_factory=dict)
     needs_knowledge: bool = False
     description: str = ""
+    optional_knowledge: tuple[str, ...] = ("note", "name")
 
 
 _L = list
@@ -141,6 +142,13 @@ CHECKS: dict[str, CheckSpec] = {
         CheckSpec("fee_outside_stay", "line", {"medical_types": _L}, ("medical_types",),
                   description="inpatient fee dated before admission or after discharge "
                   "(discharge drugs excepted)"),
+        CheckSpec("second_line", "line", {"window_days": int}, (),
+                  {"item": str, "first_line": _L, "first_line_groups": _L, "note": str}, True,
+                  description="second-line drug (`item`) billed with no line of a first-line "
+                  "drug (`first_line` codes, or a catalogue `drug_group` in "
+                  "`first_line_groups`) for the same person dated in the `window_days` "
+                  "(default 180) before the service date, in this claim or the claims before "
+                  "it", optional_knowledge=("note", "first_line", "first_line_groups")),
         CheckSpec("trace_reused", "line", {},
                   description="trace code already sold on another line (earlier claim, or "
                   "lower line id in the same claim)"),
@@ -387,6 +395,8 @@ def _parse_rule(raw: _LineDict, file: str, pack: str) -> Rule:
             raise err(f"check {check!r} needs parameter {k!r}", "params")
     if check == "item_age" and params["band"] not in AGE_BANDS:
         raise err(f"band must be one of {AGE_BANDS}", "params.band", plines.get("band"))
+    if check == "second_line" and params.get("window_days", 1) < 1:
+        raise err("window_days must be ≥ 1", "params.window_days", plines.get("window_days"))
     if check == "item_insurance" and params["group"] not in ("work_injury", "other"):
         raise err("group must be work_injury or other", "params.group", plines.get("group"))
     knowledge = []
@@ -402,9 +412,14 @@ def _parse_rule(raw: _LineDict, file: str, pack: str) -> Rule:
             if not _check_type(v, spec.knowledge[k]):
                 raise err(f"expected {_type_name(spec.knowledge[k])}, got {v!r}",
                           f"knowledge[{i}].{k}", kline)
-        missing = [k for k in spec.knowledge if k not in item and k not in ("note", "name")]
+        missing = [k for k in spec.knowledge if k not in item and k not in
+                   spec.optional_knowledge]
         if missing:
             raise err(f"knowledge item lacks {missing}", f"knowledge[{i}]", kline)
+        if check == "second_line" and not (item.get("first_line") or
+                                           item.get("first_line_groups")):
+            raise err("knowledge item needs first_line codes or first_line_groups",
+                      f"knowledge[{i}]", kline)
         knowledge.append({k: ([str(x) for x in v] if isinstance(v, list) else v)
                           for k, v in item.items()})
     if spec.needs_knowledge and not knowledge:

@@ -2,7 +2,7 @@
 
 Cross-claim rules need what earlier claims left behind: a person's stays (R33/R34/R43), the index
 of trace codes already sold (R40), item usage for course, period and days-on-hand checks (R21,
-R28, R37), and the registries of deaths, suspended persons and suspended or terminated staff
+R28, R37) and of first-line drugs (R20), and the registries of deaths, suspended persons and suspended or terminated staff
 (R35, R36, R47). They live in a small SQLite file (WAL journal) so the state survives a restart;
 :meth:`StateStore.settle` writes one claim's traces in a single transaction and returns only after
 the commit, so a claim acknowledged as settled survives ``kill -9``. Reads come from an in-memory
@@ -89,6 +89,9 @@ class StateStore:
     ``durable=True`` sets ``synchronous=FULL`` (survives power loss, one fsync per settle);
     the default ``NORMAL`` in WAL mode already survives a killed process.
     """
+
+    track: frozenset[str] = frozenset()
+    """Further item codes whose use ``settle`` records (set by :class:`RuleEngine`)."""
 
     def __init__(self, path: str | Path, *, durable: bool = False):
         self.path = Path(path)
@@ -223,6 +226,17 @@ class StateStore:
         return sum(u.qty for u in uses
                    if u.settlement_id != exclude and lo <= u.service_date <= hi)
 
+    def used_any(self, person_id: str, codes: frozenset[str], lo: date, hi: date,
+                 exclude: str) -> bool:
+        """Whether the person used any of ``codes`` (qty > 0) from ``lo`` to ``hi`` (inclusive)
+        in another settled claim; only codes settled with ``track`` are recorded."""
+        for code in codes:
+            uses = self._usage.get((person_id, code))
+            if uses and any(u.qty > 0 and u.settlement_id != exclude
+                            and lo <= u.service_date <= hi for u in uses):
+                return True
+        return False
+
     def supply_end_before(self, person_id: str, item_code: str, d: date, adm: datetime,
                           settlement_id: str, excluded_types: tuple[str, ...] | list[str] = (),
                           ) -> date | None:
@@ -252,15 +266,21 @@ class StateStore:
 
     # -- settle -----------------------------------------------------------------------------
     def settle(self, claim: Claim, catalogue: dict[str, Item]) -> None:
-        """Record a settled claim (idempotent); returns after the transaction is committed."""
+        """Record a settled claim (idempotent); returns after the transaction is committed.
+
+        Usage is recorded for catalogue items with course / period limits, drugs with a days'
+        supply, and the codes in :attr:`track` (first-line drugs of R20, set by the engine).
+        """
+        track = self.track
         stay = Stay(claim.settlement_id, claim.person_id, claim.facility_id, claim.medical_type,
                     claim.admission_time, claim.discharge_time, claim.main_diagnosis)
         uses: list[tuple[str, Use]] = []
         traces: list[tuple[str, str]] = []
         for ln in claim.lines:
             it = catalogue.get(ln.item_code)
-            if it is not None and (it.course_days is not None or it.period_days is not None
-                                   or (it.is_drug and ln.days_supply)):
+            if ln.item_code in track or (it is not None and (
+                    it.course_days is not None or it.period_days is not None
+                    or (it.is_drug and ln.days_supply))):
                 uses.append((ln.item_code, Use(claim.settlement_id, ln.line_id, ln.service_date,
                                                ln.qty, ln.days_supply, claim.admission_time,
                                                claim.medical_type)))

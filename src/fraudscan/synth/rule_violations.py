@@ -54,10 +54,10 @@ _TEST_ITEMS: dict[str, tuple[str, str, float, dict[str, Any]]] = {
 }
 _KNOWLEDGE_CLASS = {
     "R17": "western_drug", "R23": "herbal_piece", "R24": "consultation", "R25": "treatment",
-    "R26": "lab", "R30": "surgery", "R42": "western_drug",
+    "R26": "lab", "R30": "surgery", "R42": "western_drug", "R20": "western_drug",
 }
 _KNOWLEDGE_PRICE = {"R17": 18.0, "R23": 12.0, "R24": 20.0, "R25": 60.0, "R26": 6.0,
-                    "R30": 2000.0, "R42": 90.0}
+                    "R30": 2000.0, "R42": 90.0, "R20": 45.0}
 
 
 def _knowledge_items(rules: RuleSet) -> dict[str, tuple[str, str, float, dict[str, Any]]]:
@@ -69,6 +69,7 @@ def _knowledge_items(rules: RuleSet) -> dict[str, tuple[str, str, float, dict[st
                 if k in kp:
                     codes.append(kp[k])
             codes += kp.get("components", []) + kp.get("codes", []) + kp.get("companions", [])
+            codes += kp.get("first_line", [])
             if "service" in kp:
                 codes += [kp["service"], kp["consumable"]]
             for i, c in enumerate(codes):
@@ -491,6 +492,23 @@ class _Injector:
             done += 1
         return done
 
+    def r20_second_line(self, rule: Rule) -> int:
+        """A second-line drug (never billed by the clean world) for a person with no use of its
+        first-line drugs at all in the world, so no window or claim order can excuse it."""
+        from fraudscan.rules.checks import second_line_map
+
+        need = second_line_map(rule, self.cat)
+        first = frozenset().union(*need.values())
+        fl = self.t["fee_lines"]
+        sids = set(fl.loc[fl["item_code"].isin(first), "settlement_id"])
+        s = self.t["settlements"]
+        users = set(s.loc[s["settlement_id"].isin(sids), "person_id"])
+        codes = sorted(need)
+
+        def make(c: Claim) -> list[Line] | None:
+            return [self._line(c, self._pick(codes))]
+        return self.add_lines(rule, lambda c: c.person_id not in users, make)
+
     def r21_course(self, rule: Rule) -> int:
         codes = [c for c, it in self.cat.items() if it.course_days and
                  self.t["catalogue"].set_index("item_code").loc[c, "restriction_text"]
@@ -786,6 +804,7 @@ class _Injector:
             "item_staff_status": self.r36_staff, "fee_outside_stay": self.r32_outside,
             "duplicate_drug": self.r37_duplicate, "too_many_drugs": self.r39_kinds,
             "trace_reused": self.r40_trace, "item_course": self.r21_course,
+            "second_line": self.r20_second_line,
             "item_period": self.r28_period, "diagnosis_sex": self.dx_rule,
             "diagnosis_age": self.dx_rule, "procedure_sex": self.proc_rule,
             "outpatient_in_stay": self.cross_rule, "overlapping_stay": self.cross_rule,
