@@ -9,6 +9,8 @@ from fraudscan.synth.activity import BIG, DAY, Ctx, drop_during_stays
 from fraudscan.synth.scenarios import trace_codes
 
 IP_TYPES = ("21", "52")
+VICTIM_FACILITY_SCENARIOS = ("doctor_shopping", "drug_resale")
+"""Scenarios whose facilities get no automatic facility label (only explicit ones)."""
 
 
 def ids(prefix: str, values: np.ndarray, width: int) -> np.ndarray:
@@ -328,7 +330,7 @@ def _labels(ctx: Ctx, s: pd.DataFrame, lines: pd.DataFrame, settlements: pd.Data
         amount = np.asarray(rec["amount"], dtype=float)
         group = np.asarray(rec["group"], dtype=object)
         sub = fraud_sl[fraud_sl["scenario"] == rec["scenario"]]
-        out_amt, out_per, eid = [], [], []
+        out_amt, out_per, eid, out_grp = [], [], [], []
         for k, a, g in zip(keys, amount, group, strict=True):
             if et == "ring":
                 mine = sub[sub["group"] == g]
@@ -342,14 +344,17 @@ def _labels(ctx: Ctx, s: pd.DataFrame, lines: pd.DataFrame, settlements: pd.Data
                     explicit_fac.add((int(k), rec["scenario"]))
             out_amt.append(a if not np.isnan(a) else float(mine["amount"].sum()))
             out_per.append(mine["period"].min() if len(mine) else year)
+            out_grp.append(g if g is not None or not len(mine) else mine["group"].iloc[0])
         rows.append(pd.DataFrame({
             "entity_type": et, "entity_id": eid, "amount": np.round(out_amt, 2),
-            "group": group, "period": out_per, "scenario": rec["scenario"],
+            "group": out_grp, "period": out_per, "scenario": rec["scenario"],
             "fraud": rec["fraud"]}))
     # facility labels where a scenario's fraud is a meaningful share of the facility's money
     fac_paid = pd.Series(paid).groupby(s["fac"].to_numpy()).sum()
-    if len(fraud_sl):
-        agg = fraud_sl.groupby(["fac", "scenario"], sort=True).agg(
+    # patient-driven scenarios: the facilities where the patient bought or visited are victims
+    hosted = fraud_sl[~fraud_sl["scenario"].isin(VICTIM_FACILITY_SCENARIOS)]
+    if len(hosted):
+        agg = hosted.groupby(["fac", "scenario"], sort=True).agg(
             amount=("amount", "sum"), n=("amount", "size"), period=("period", "min"),
             group=("group", "first")).reset_index()
         agg = agg[(agg["n"] >= 3) & ((agg["amount"] >= 0.01 * fac_paid.reindex(

@@ -491,6 +491,7 @@ def drug_resale(ctx: Ctx, scale: float) -> None:
           group=np.asarray([group_name("drug_resale", i) for i in range(len(resellers))],
                            dtype=object))
     label(ctx, "person", holders, "drug_resale", group=group_name("drug_resale", 9999))
+    label(ctx, "facility", [resale_fac], "drug_resale", group=None)
 
 
 @register("item_switching")
