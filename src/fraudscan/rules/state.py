@@ -2,11 +2,12 @@
 
 Cross-claim rules need what earlier claims left behind: a person's stays (R33/R34/R43), the index
 of trace codes already sold (R40), item usage for course, period and days-on-hand checks (R21,
-R28, R37) and of first-line drugs (R20), and the registries of deaths, suspended persons and suspended or terminated staff
-(R35, R36, R47). They live in a small SQLite file (WAL journal) so the state survives a restart;
-:meth:`StateStore.settle` writes one claim's traces in a single transaction and returns only after
-the commit, so a claim acknowledged as settled survives ``kill -9``. Reads come from an in-memory
-mirror loaded at open, which keeps a check well under a millisecond.
+R28, R37) and of first-line drugs (R20), and the registries of deaths, suspended persons and
+suspended or terminated staff (R35, R36, R47). They live in a small SQLite file (WAL journal) so
+the state survives a restart; :meth:`StateStore.settle` writes one claim's traces in a single
+transaction and returns only after the commit, so a claim acknowledged as settled survives
+``kill -9``. Reads come from an in-memory mirror loaded at open,
+which keeps a check well under a millisecond.
 """
 
 from __future__ import annotations
