@@ -255,7 +255,7 @@ class AuditLog:
     def tail(self, n: int = 100) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()[-n:]
+        lines = self.path.read_text(encoding="utf-8").split("\n")[-n - 1:]
         return [json.loads(x) for x in lines if x.strip()]
 
 

@@ -131,6 +131,20 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
+SUSPECT_PARAMS = {"district", "detector", "subject_type", "facility_id", "period", "min_score",
+                  "q", "status", "limit", "offset"}
+
+
+def params(request: Request, allowed: set[str]) -> dict[str, str]:
+    """The query parameters, refusing unknown ones (a misspelt filter must not be ignored)."""
+    q = dict(request.query_params)
+    unknown = sorted(set(q) - allowed)
+    if unknown:
+        raise ApiError(400, "bad_parameter", f"unknown query parameter(s) {unknown}; allowed: "
+                       f"{sorted(allowed)}")
+    return q
+
+
 def _bool(v: str | None, name: str) -> bool:
     if v is None or v == "":
         return False
@@ -208,7 +222,7 @@ def suspect_query(svc: Service, p: Principal, q: dict[str, str]) -> tuple[int, l
         df = df[hay.str.lower().str.contains(s, regex=False)]
     outcomes = d.outcomes.latest_by_lead()
     st = q.get("status")
-    if st:
+    if st is not None:
         if st not in ("open", "closed", *OUTCOMES):
             raise ApiError(400, "bad_parameter", f"status: one of open, closed, "
                            f"{', '.join(OUTCOMES)}")
@@ -278,12 +292,16 @@ def explain(svc: Service, lead: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 
 def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Service | None = None,
-               **kwargs: Any) -> Starlette:
+               attach_later: bool = False, **kwargs: Any) -> Starlette:
     """The ASGI app for a workspace (``FRAUDSCAN_WORKSPACE`` when not given).
 
     The workspace is opened at startup (lifespan), so importing and building this is cheap.
+    With ``attach_later`` nothing is opened: a started :class:`Service` is put in
+    ``app.state.services["svc"]`` by the caller (tests); until then requests get 503.
     """
     holder: dict[str, Service] = {}
+    if service is not None:  # already started by the caller: usable without a lifespan
+        holder["svc"] = service
 
     def svc() -> Service:
         s = holder.get("svc")
@@ -293,8 +311,13 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        if attach_later:
+            yield
+            return
         if service is not None:
             s = service
+            if not s.ready:
+                s.start()
         else:
             w = workspace or os.environ.get("FRAUDSCAN_WORKSPACE")
             if not w:
@@ -308,7 +331,8 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
                 v = os.environ["FRAUDSCAN_WARN_AT"]
                 opts.setdefault("warn_at", None if v in ("", "none") else float(v))
             s = Service(w, **opts)
-        s.start()
+        if not s.ready:
+            s.start()
         if service is None and workspace is None:  # a BentoML worker (fraudscan serve)
             _watch_parent()
         holder["svc"] = s
@@ -345,7 +369,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
     # -- checks ---------------------------------------------------------------------------------
     async def check(request: Request, s: Service) -> Response:
         s.principal(request, "check")
-        settle = _bool(request.query_params.get("settle"), "settle")
+        settle = _bool(params(request, {"settle"}).get("settle"), "settle")
         body = await read_body(request, MAX_CHECK_BYTES)
         try:
             req = s.scorer.parse(body)
@@ -355,7 +379,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
                        str(e))
         try:
             out = s.scorer.check(req, settle=settle)
-        except ClaimRequestError as e:
+        except FraudscanError as e:  # the request's fault (unknown rule ids, duplicate rx_id)
             return err(422, "invalid_request", str(e))
         except Exception as e:
             log.exception("check failed")
@@ -366,6 +390,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     async def check_batch(request: Request, s: Service) -> Response:
         s.principal(request, "check")
+        params(request, set())
         body = await read_body(request, MAX_BATCH_BYTES)
         try:
             batch = BatchRequest.model_validate_json(body)
@@ -411,10 +436,12 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     async def model(request: Request, s: Service) -> Response:
         s.principal(request, "read")
+        params(request, set())
         return JSONResponse(s.scorer.models.status())
 
     async def reload(request: Request, s: Service) -> Response:
         p = s.principal(request, "admin")
+        params(request, set())
         res = s.scorer.models.reload()
         s.scorer.models.request_reload()  # the other workers follow within a second
         s.audit.append(p, "reload_model", res.get("current") or "-", **res)
@@ -428,7 +455,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
     # -- inspector API --------------------------------------------------------------------------
     async def suspects(request: Request, s: Service) -> Response:
         p = s.principal(request, "read")
-        q = dict(request.query_params)
+        q = params(request, SUSPECT_PARAMS)
         total, items = suspect_query(s, p, q)
         s.audit.append(p, "view", "suspects", query=q, returned=len(items))
         return JSONResponse({"total": total, "limit": _int(q.get("limit"), "limit", 50, 1, 1000),
@@ -437,7 +464,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     async def export(request: Request, s: Service) -> Response:
         p = s.principal(request, "export")
-        q = dict(request.query_params)
+        q = params(request, SUSPECT_PARAMS | {"format"})
         q.setdefault("limit", "1000")
         fmt = q.pop("format", "csv")
         if fmt not in ("csv", "json"):
@@ -451,6 +478,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     async def lead(request: Request, s: Service) -> Response:
         p = s.principal(request, "read")
+        params(request, set())
         s.data.refresh()
         lid = request.path_params["lead_id"]
         v = lead_view(s, p, lid)
@@ -466,6 +494,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     async def facility(request: Request, s: Service) -> Response:
         p = s.principal(request, "read")
+        params(request, set())
         fid = request.path_params["facility_id"]
         f = _facility(s, p, fid)
         d = s.data
@@ -481,6 +510,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     async def grade(request: Request, s: Service) -> Response:
         p = s.principal(request, "read")
+        params(request, set())
         fid = request.path_params["facility_id"]
         _facility(s, p, fid)
         s.audit.append(p, "view", f"grade:{fid}")
@@ -488,6 +518,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     async def grades(request: Request, s: Service) -> Response:
         p = s.principal(request, "read")
+        params(request, set())
         fid = request.path_params["facility_id"]
         _facility(s, p, fid)
         s.audit.append(p, "view", f"grade_history:{fid}")
@@ -495,6 +526,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     async def ring(request: Request, s: Service) -> Response:
         p = s.principal(request, "read")
+        params(request, set())
         s.data.refresh()
         rid = request.path_params["ring_id"]
         r, members = ring_view(s, p, rid)
@@ -513,8 +545,8 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     async def outcome_list(request: Request, s: Service) -> Response:
         p = s.principal(request, "read")
-        lid = request.query_params.get("lead_id")
-        fid = request.query_params.get("facility_id")
+        q = params(request, {"lead_id", "facility_id"})
+        lid, fid = q.get("lead_id"), q.get("facility_id")
         s.data.refresh()
         rows = s.data.outcomes.list(lead_id=lid, facility_id=fid)
         rows = [r for r in rows if p.sees_district(r.get("district"))]
@@ -525,9 +557,14 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
         s.audit.append(p, "view", "outcomes", lead_id=lid, facility_id=fid)
         return JSONResponse({"items": rows})
 
+    async def outcomes(request: Request, s: Service) -> Response:
+        if request.method == "POST":
+            return await outcome_post(request, s)
+        return await outcome_list(request, s)
+
     async def audit(request: Request, s: Service) -> Response:
         p = s.principal(request, "admin")
-        n = _int(request.query_params.get("n"), "n", 100, 1, 10_000)
+        n = _int(params(request, {"n"}).get("n"), "n", 100, 1, 10_000)
         return JSONResponse({"items": s.audit.tail(n), "viewer": p.token_id})
 
     async def openapi(request: Request) -> Response:
@@ -556,8 +593,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
         Route("/v1/facilities/{facility_id}/grade", guarded(grade), methods=["GET"]),
         Route("/v1/facilities/{facility_id}/grades", guarded(grades), methods=["GET"]),
         Route("/v1/rings/{ring_id}", guarded(ring), methods=["GET"]),
-        Route("/v1/outcomes", guarded(outcome_post), methods=["POST"]),
-        Route("/v1/outcomes", guarded(outcome_list), methods=["GET"]),
+        Route("/v1/outcomes", guarded(outcomes), methods=["GET", "POST"]),
         Route("/v1/audit", guarded(audit), methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
@@ -570,14 +606,18 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
         code = getattr(exc, "status_code", 404)
         if code == 405:
             return err(405, "method_not_allowed", f"{request.method} is not allowed on "
-                       f"{request.url.path}")
+                       f"{request.url.path}", getattr(exc, "headers", None))
         return err(code, "not_found", f"no endpoint {request.url.path}; see /docs")
 
     async def server_error(request: Request, exc: Exception) -> Response:
         return err(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
-    return Starlette(routes=routes, lifespan=lifespan,
-                     exception_handlers={404: not_found, 405: not_found, 500: server_error})
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={404: not_found, 405: not_found, 500: server_error})
+    app.state.services = holder  # tests may attach a started Service here
+    if service is not None:
+        app.state.service = service
+    return app
 
 
 def _watch_parent() -> None:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from fraudscan.errors import FraudscanError
 from fraudscan.rules import CheckRequest, CheckResponse, ClaimRequestError, RuleEngine
 from fraudscan.rules.claim import build_response, claims_from_request, parse_request
 from fraudscan.rules.state import STATE_FILE
@@ -93,6 +94,12 @@ class Scorer:
     # -- one request --------------------------------------------------------------------------
     @staticmethod
     def parse(body: bytes | str | dict) -> CheckRequest:
+        if isinstance(body, bytes):
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ClaimRequestError(f"request: not valid JSON: the body is not UTF-8 "
+                                        f"(byte {e.start})") from None
         if isinstance(body, bytes | str):
             try:
                 return CheckRequest.model_validate_json(body)
@@ -165,7 +172,7 @@ class Scorer:
                 found = [chk.check(c) for _, _, c in triples]
                 resp = build_response(chk.rules, [(p, e, c, f) for (p, e, c), f in zip(
                     triples, found, strict=True)], req.task_id)
-            except ClaimRequestError as e:
+            except FraudscanError as e:  # this request's fault; the others are checked
                 items.append(BatchItemError(index=i, error=str(e)))
                 continue
             items.append((resp, triples))
