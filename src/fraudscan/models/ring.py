@@ -28,7 +28,8 @@ def ring_truth(ws: Workspace, sources: tuple[str, ...]) -> dict[str, str]:
         return {}
     lab = ws.read_table("labels")
     lab = lab[lab["source"].isin(list(sources)) & lab["is_fraud"].astype(bool)
-              & (lab["scenario"] == "collusion_ring") & (lab["entity_type"] != "ring")
+              & (lab["scenario"] == "collusion_ring")
+              & lab["entity_type"].isin(["person", "staff", "facility"])
               & lab["group_id"].notna()]
     mem = q(ws, "SELECT ring_id, node_type, node_id FROM ring_members",
             needs=["ring_members"])
