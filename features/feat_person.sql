@@ -24,7 +24,7 @@
 -- column resale_drug_share: Resale-prone drug amount ÷ drug amount in the month.
 -- column patent_tcm_amount: Chinese patent medicine (patent_tcm) amount in the month (CNY).
 -- column patent_tcm_share: Chinese patent medicine ÷ line total in the month.
--- column covisit_max_days: Most distinct days in the month this person visited the same facility on the same day as any one other person (facility-days with at most 50 persons).
+-- column covisit_max_days: Most distinct days in the month this person visited the same facility on the same day as any one other person (facility-days with at most 10 persons: small clinics and pharmacies, where repeated co-visits mean something).
 -- column covisit_partners: Other persons met that way on two or more days in the month.
 WITH pm AS (
     SELECT DISTINCT s.person_id, s.period, mo.month_end
@@ -102,7 +102,7 @@ small_days AS (
     SELECT facility_id, settle_day
     FROM visit_days
     GROUP BY facility_id, settle_day
-    HAVING count(*) <= 50
+    HAVING count(*) <= 10
 ),
 
 covisits AS (
