@@ -196,8 +196,8 @@ def _json_error(e: Exception) -> str:
 # ------------------------------------------------------------------------------------------------
 
 SUSPECT_FIELDS = ("lead_id", "detector", "subject_type", "subject_id", "facility_id",
-                  "facility_name", "district", "period", "score", "amount", "n_settlements",
-                  "outcome")
+                  "facility_name", "district", "period", "score", "priority", "amount",
+                  "n_settlements", "outcome")
 
 
 def suspect_query(svc: Service, p: Principal, q: dict[str, str]) -> tuple[int, list[dict]]:
@@ -264,16 +264,28 @@ def lead_view(svc: Service, p: Principal, lead_id: str) -> dict[str, Any]:
     return lead
 
 
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and f not in (float("inf"), float("-inf")) else None
+
+
 def explain(svc: Service, lead: dict[str, Any]) -> dict[str, Any]:
     """SHAP reasons from the models package when present; else the detector's evidence."""
     try:
-        import fraudscan.models as fm  # type: ignore[import-not-found]
+        from fraudscan.suspects import explain_lead
 
-        fn = getattr(fm, "explain_lead", None)
-        if fn is not None:
-            out = fn(svc.ws, lead["lead_id"])
-            if out:
-                return {"source": "shap", "items": out}
+        out = explain_lead(svc.ws, lead["lead_id"])
+        items = [{"feature": r["feature"], "value": _num(r.get("value")),
+                  "peer_p95": _num(r.get("peer_p95")),
+                  "contribution": _num(r.get("contribution")), "zh": r["zh"], "en": r["en"]}
+                 for r in out.get("reasons", [])]
+        if items:
+            return {"source": "shap", "items": items}
+    except FraudscanError:
+        pass  # no trained model for this subject yet: the evidence below
     except Exception:
         log.exception("SHAP explanation failed for %s", lead.get("lead_id"))
     ev = lead.get("evidence") or {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import sqlite3
 import threading
@@ -31,6 +32,8 @@ import pandas as pd
 from fraudscan import schema
 from fraudscan.serving.access import serve_dir
 from fraudscan.workspace import Workspace, attach_views
+
+log = logging.getLogger("fraudscan.serving")
 
 OUTCOMES = ("confirmed", "partly_confirmed", "not_confirmed", "referred", "in_progress")
 GRADES = ("A", "B", "C", "D")
@@ -246,27 +249,30 @@ class WorkspaceData:
         return None
 
     def _prepare_leads(self, leads: pd.DataFrame) -> pd.DataFrame:
-        try:  # a richer suspect list when the suspects module is there
-            import fraudscan.suspects as sus  # type: ignore[import-not-found]
+        if not leads.empty:
+            try:  # inspection priority = lead score × model risk of its subject
+                import fraudscan.suspects as sus
 
-            fn = getattr(sus, "read_suspects", None)
-            if fn is not None:
-                s = fn(self.ws)
-                if isinstance(s, pd.DataFrame) and "lead_id" in s and "score" in s:
-                    leads = s
-        except ImportError:
-            pass
+                ranked = sus.ranked_leads(self.ws, top=None)
+                if "priority" in ranked and len(ranked) == len(leads):
+                    leads = ranked.drop(columns=["rank"], errors="ignore")
+            except Exception:
+                log.info("suspect priorities unavailable; ranking by lead score")
         if leads.empty:
             return pd.DataFrame(columns=["lead_id", "detector", "subject_type", "subject_id",
                                          "facility_id", "period", "score", "amount", "evidence",
-                                         "settlement_ids", "district", "facility_name"])
+                                         "settlement_ids", "district", "facility_name",
+                                         "priority"])
         leads = leads.copy()
         leads["facility_id"] = leads["facility_id"].where(leads["facility_id"].notna(), None)
         leads["district"] = [self._district_of(f, t, s) for f, t, s in zip(
             leads["facility_id"], leads["subject_type"], leads["subject_id"], strict=True)]
         names = self.facilities["facility_name"].to_dict() if len(self.facilities) else {}
         leads["facility_name"] = leads["facility_id"].map(names)
-        leads = leads.sort_values(["score", "amount", "lead_id"], ascending=[False, False, True])
+        if "priority" not in leads:
+            leads["priority"] = leads["score"].astype(float)
+        leads = leads.sort_values(["priority", "score", "amount", "lead_id"],
+                                  ascending=[False, False, False, True])
         return leads.set_index("lead_id", drop=False)
 
     def _grade_frames(self) -> pd.DataFrame:
@@ -311,22 +317,36 @@ class WorkspaceData:
 
     def grade_history(self, facility_id: str) -> dict[str, Any]:
         self.facility(facility_id)
-        try:
-            import fraudscan.grading as gr  # type: ignore[import-not-found]
-
-            fn = getattr(gr, "grade_history", None)
-            if fn is not None:
-                h = fn(self.ws, facility_id)
-                if isinstance(h, pd.DataFrame):
-                    return {"facility_id": facility_id, "source": "grading",
-                            "history": [{k: _clean(v) for k, v in r.items()}
-                                        for r in h.to_dict("records")]}
-        except ImportError:
-            pass
+        h = self._official_grades()
+        if h is not None:
+            mine = h[h["facility_id"].astype(str) == facility_id].sort_values("period")
+            cols = [c for c in ("period", "tier", "points", "change", "reason_zh", "reason_en")
+                    if c in mine]
+            return {"facility_id": facility_id, "source": "grading",
+                    "history": [{**{k: _clean(v) for k, v in r.items()},
+                                 "grade": r.get("tier")} for r in mine[cols].to_dict("records")]}
         g = self._grades[self._grades["facility_id"] == facility_id].sort_values("period")
         return {"facility_id": facility_id, "source": "leads",
                 "history": [{k: _clean(v) for k, v in r.items() if k != "facility_id"}
                             for r in g.to_dict("records")]}
+
+    def _official_grades(self) -> pd.DataFrame | None:
+        """``fraudscan grade`` history (``W/grading/history.parquet``), re-read when it changes."""
+        p = self.ws.path / "grading" / "history.parquet"
+        try:
+            m = p.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        if getattr(self, "_gh_mtime", None) != m:
+            try:
+                from fraudscan.grading import read_history
+
+                self._gh = read_history(self.ws)
+            except Exception:
+                log.exception("cannot read grading history")
+                self._gh = pd.DataFrame()
+            self._gh_mtime = m
+        return self._gh if len(self._gh) and "facility_id" in self._gh else None
 
     def peer_indicators(self, facility_id: str) -> list[dict[str, Any]]:
         f = self.facility(facility_id)

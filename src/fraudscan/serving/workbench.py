@@ -92,7 +92,8 @@ th{background:#eef2f7}.num{text-align:right}form.filters{display:flex;flex-wrap:
 align-items:end;background:#fff;padding:10px;border:1px solid #dde}
 form.filters label{display:flex;flex-direction:column;font-size:12px}
 .grade{font-size:28px;font-weight:bold;padding:4px 14px;border-radius:6px;color:#fff}
-.gA{background:#2e7d32}.gB{background:#9e9d24}.gC{background:#ef6c00}.gD{background:#c62828}
+.gA,.gblue{background:#1565c0}.gB,.gyellow{background:#c0a000}.gC,.gorange{background:#ef6c00}
+.gD,.gred{background:#c62828}
 .card{background:#fff;border:1px solid #dde;padding:10px 14px;margin-bottom:14px}
 .muted{color:#777;font-size:12px}
 """
@@ -161,12 +162,15 @@ def svg_grade_history(hist: list[dict[str, Any]]) -> str:
     pts = []
     out = [f'<svg class="chart" id="grade-chart" width="{w}" height="{h}" '
            'xmlns="http://www.w3.org/2000/svg">']
-    for gi, g in enumerate(("A", "B", "C", "D")):
+    scale = ("blue", "yellow", "orange", "red") if any(
+        r.get("grade") in ("blue", "yellow", "orange", "red") for r in hist) else \
+        ("A", "B", "C", "D")
+    for gi, g in enumerate(scale):
         y = pad + gi * (h - 2 * pad) / 3
         out.append(f'<text x="2" y="{y + 4:.1f}" font-size="11">{g}</text><line x1="{pad}" '
                    f'x2="{w - pad}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
     for i, r in enumerate(hist):
-        gi = "ABCD".index(r.get("grade") or "A")
+        gi = scale.index(r.get("grade")) if r.get("grade") in scale else 0
         x = pad + i * step
         y = pad + gi * (h - 2 * pad) / 3
         pts.append(f"{x:.1f},{y:.1f}")
