@@ -275,3 +275,13 @@ def test_cli_build_and_show(tmp_path: Path) -> None:
     assert r.exit_code == 0 and len(r.output.strip().splitlines()) == 4
     r = runner.invoke(app, ["features", "build", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "not a" in r.output and "workspace" in r.output
+
+
+def test_definitions_dir_can_be_overridden(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    for p in (REPO / "features").glob("*.sql"):
+        shutil.copy(p, tmp_path / p.name)
+    (tmp_path / "feat_facility.sql").unlink()
+    monkeypatch.setenv("FRAUDSCAN_FEATURES_DIR", str(tmp_path))
+    assert "feat_facility" not in {m.name for m in load_models()}
