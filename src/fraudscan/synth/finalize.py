@@ -15,6 +15,8 @@ VICTIM_FACILITY_SCENARIOS = ("doctor_shopping", "drug_resale")
 
 def ids(prefix: str, values: np.ndarray, width: int) -> np.ndarray:
     """``prefix`` + zero-padded integers, as an object array of str."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=object)
     return np.char.add(prefix, np.char.zfill(np.asarray(values).astype(np.int64).astype(str),
                                              width)).astype(object)
 

@@ -23,6 +23,7 @@ from fraudscan.synth.activity import (
     _skeleton,
     count_limits,
     dialysis_lines,
+    new_settlements,
     pharmacy_lines,
     sanitize,
     stay_lines,
@@ -125,6 +126,8 @@ def stays(ctx: Ctx, persons: np.ndarray, fac: np.ndarray, kind: Kind, day: np.nd
           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stays of ``kind`` with given start day and length at given facilities, with lines."""
     n = len(persons)
+    if n == 0:
+        return _nothing(ctx)
     los = np.minimum(los, ctx.n_days - 2 - day).astype(np.int64)
     s = _skeleton(ctx, persons, kind, day, fac=fac)
     s["dis"] = (day + np.maximum(los, 1)) * DAY + 9 * HOUR + ctx.rng.integers(0, 2 * HOUR, n)
@@ -150,6 +153,8 @@ def visits(ctx: Ctx, persons: np.ndarray, fac: np.ndarray, kind: Kind, adm: np.n
            origin: str = "fraud", dur: int = 600) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Outpatient or pharmacy settlements at given times, lines from ``kind`` or ``fix``."""
     n = len(persons)
+    if n == 0:
+        return _nothing(ctx)
     s = _skeleton(ctx, persons, kind, adm // DAY, fac=fac)
     s["adm"] = adm
     s["dis"] = adm + dur
@@ -175,6 +180,17 @@ def visits(ctx: Ctx, persons: np.ndarray, fac: np.ndarray, kind: Kind, adm: np.n
     return add(ctx, s, lines)
 
 
+def _nothing(ctx: Ctx) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Empty settlement and line frames (a scenario found no eligible actors)."""
+    z = np.zeros(0, dtype=np.int64)
+    s = new_settlements(ctx, person=z, fac=z, adm=z, dis=z, staff=z)
+    lines = pd.DataFrame({c: z for c in ("lid", "sid", "t", "item", "qty", "price", "ds",
+                                         "stock")})
+    for c in ("rx", "dd", "traced"):
+        lines[c] = np.zeros(0, dtype=bool)
+    return s, lines
+
+
 def add(ctx: Ctx, s: pd.DataFrame, lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Append a batch (settlements without lines are dropped)."""
     s = s[s["sid"].isin(lines["sid"])]
@@ -191,6 +207,8 @@ def trace_codes(ctx: Ctx, lid: np.ndarray, stock_item: np.ndarray, qty: np.ndarr
                 ) -> pd.DataFrame:
     """The boxes of traced lines: one 20-digit code per box, derived from line id and box."""
     n = np.maximum(qty.astype(np.int64), 0)
+    if n.sum() == 0:
+        return pd.DataFrame({"src": np.zeros(0, dtype=np.int64), "code": np.zeros(0, dtype=object)})
     rep = np.repeat(np.arange(len(lid)), n)
     box = np.arange(len(rep)) - np.repeat(np.cumsum(n) - n, n)
     code = (np.char.add(np.char.add(
@@ -447,7 +465,7 @@ def _resale_chain(ctx: Ctx, buyers: np.ndarray, sellers_fac: np.ndarray, resale_
     codes = trace_codes(ctx, drug["lid"].to_numpy(), drug["stock"].to_numpy(),
                         drug["qty"].to_numpy())
     resold = codes[rng.random(len(codes)) < 0.8]
-    if not len(resold):
+    if not len(resold) or not len(card_holders):
         return
     src = drug.iloc[resold["src"].to_numpy()]
     src_pos = pd.Index(s["sid"]).get_indexer(src["sid"])
