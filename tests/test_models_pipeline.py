@@ -158,6 +158,13 @@ def test_cli_suspects_and_outcome(trained, tmp_path) -> None:
                                  "--id", person, "--result", "cleared", "--date",
                                  "2025-12-01", "--no-apply"])
     assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["grade", str(ws.path), "--period", "2027Q1", "--out",
+                                 str(tmp_path / "g.xlsx")])
+    assert r.exit_code == 0, r.output
+    assert "district" in r.output and (tmp_path / "g.xlsx").is_file()
+    r = CliRunner().invoke(app, ["train", str(ws.path), "-s", "ring", "--no-eval",
+                                 "--no-track"])
+    assert r.exit_code == 0, r.output
 
 
 def test_without_any_label_models_rank_by_peer_outliers(trained, tmp_path) -> None:

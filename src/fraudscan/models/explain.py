@@ -182,15 +182,20 @@ def explain(model: HybridRiskModel, X: pd.DataFrame, peer_groups: np.ndarray, ki
     Xv = X[model.feature_names_].to_numpy(dtype=np.float64)
     contrib = model.contributions(Xv, peer_groups)
     out: list[list[Reason]] = []
+    d = model.outlier_.directions_
     for i in range(len(X)):
         p95 = model.outlier_.peer_quantile(peer_groups[i])
-        order = np.argsort(-contrib[i], kind="stable")
+        med = model.outlier_.stats_.get(str(peer_groups[i]), model.outlier_.stats_["__all__"])[0]
+        # indicators on the suspicious side of the peer median first (a reason that reads
+        # "low volume, peers' P95 is high" is true to the model but useless to an inspector)
+        odd = np.where(d < 0, Xv[i] > med, Xv[i] < med)
+        order = np.lexsort((-contrib[i], odd))
         reasons: list[Reason] = []
         for j in order:
-            if len(reasons) >= top or contrib[i, j] <= 0:
+            if len(reasons) >= top:
                 break
             val = Xv[i, j]
-            if not np.isfinite(val):
+            if contrib[i, j] <= 0 or not np.isfinite(val):
                 continue
             zh, en = sentence(model.feature_names_[j], val, p95[j], kind)
             reasons.append(Reason(model.feature_names_[j], float(val), float(p95[j]),
