@@ -121,6 +121,8 @@ def run(
         raise ConfigError(f"unknown detectors {unknown}; known: {', '.join(registry)}")
     frames, runs = [], []
     with ws.connect() as con:
+        if cfg["common"].get("duckdb_memory_limit"):
+            con.execute("SET memory_limit = ?", [str(cfg["common"]["duckdb_memory_limit"])])
         tables = _nonempty_tables(con, ws)
         for name in names:
             det = registry[name]

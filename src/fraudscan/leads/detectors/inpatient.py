@@ -342,14 +342,13 @@ def templated_items(ctx: Context) -> pd.DataFrame:
               AND a.settlement_id < b.settlement_id),
     cand2 AS (SELECT c.* FROM cand c JOIN st x ON x.settlement_id = c.s1
               JOIN st y ON y.settlement_id = c.s2 WHERE x.person_id <> y.person_id),
-    sz AS (SELECT settlement_id, count(*) AS n FROM items GROUP BY 1),
-    inter AS (SELECT c.s1, c.s2, count(*) AS n FROM cand2 c
-              JOIN items i1 ON i1.settlement_id = c.s1
-              JOIN items i2 ON i2.settlement_id = c.s2 AND i1.item_code = i2.item_code
-              GROUP BY ALL)
-    SELECT i.s1, i.s2, i.n / (a.n + b.n - i.n) AS jaccard
-    FROM inter i JOIN sz a ON a.settlement_id = i.s1 JOIN sz b ON b.settlement_id = i.s2
-    WHERE i.n / (a.n + b.n - i.n) >= {float(c['min_jaccard'])}
+    sets AS (SELECT settlement_id, list(item_code) AS toks FROM items GROUP BY 1),
+    inter AS (SELECT c.s1, c.s2, len(list_intersect(a.toks, b.toks)) AS n,
+                     len(a.toks) AS n1, len(b.toks) AS n2
+              FROM cand2 c JOIN sets a ON a.settlement_id = c.s1
+              JOIN sets b ON b.settlement_id = c.s2)
+    SELECT s1, s2, n / (n1 + n2 - n) AS jaccard FROM inter
+    WHERE n / (n1 + n2 - n) >= {float(c['min_jaccard'])}
     """)
     if pairs.empty:
         return pd.DataFrame()
