@@ -31,7 +31,7 @@ def synth(
 ) -> None:
     """Generate a synthetic city (facilities, staff, persons, catalogue, 12 months of claims)
     with injected, labelled fraud scenarios and honest decoys."""
-    from fraudscan.synth import STAGES, SynthConfig, generate
+    from fraudscan.synth import SCENARIOS, STAGES, SynthConfig, generate
 
     cfg = SynthConfig(months=months, start=_parse_date(start), intensity=intensity)
     try:
@@ -41,11 +41,14 @@ def synth(
         raise FraudscanError(str(e)) from None
     counts = ws.row_counts()
     labels = ws.read_table("labels", columns=["scenario", "is_fraud"])
-    n_scen = labels.loc[labels["is_fraud"], "scenario"].nunique()
+    fraud = labels.loc[labels["is_fraud"], "scenario"]
+    n_scen = fraud[fraud.isin(SCENARIOS)].nunique()
+    n_rules = fraud[~fraud.isin(SCENARIOS)].nunique()
     console.print(
         f"wrote {ws.path}: {counts.get('persons', 0):,} persons, "
         f"{counts.get('settlements', 0):,} settlements, {counts.get('fee_lines', 0):,} fee "
-        f"lines, {int(labels['is_fraud'].sum()):,} fraud labels in {n_scen} scenarios",
+        f"lines, {int(labels['is_fraud'].sum()):,} fraud labels ({n_scen} scenarios, "
+        f"{n_rules} rule violations)",
         highlight=False,
     )
 
