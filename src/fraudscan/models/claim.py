@@ -31,9 +31,9 @@ def frame(ws: Workspace, sources: tuple[str, ...] = ("synthetic", "inspection", 
 
     f = load(ws, "claim")
     f["settlement_id"] = f["settlement_id"].astype(str)
+    # no lead = missing (not 0): at pre-payment time no lead exists yet, and the service's
+    # feature dict leaves these keys out, so both mean the same to the model
     f = f.merge(claim_leads(ws), on="settlement_id", how="left")
-    for c in ("claim_leads", "claim_detectors"):
-        f[c] = f[c].fillna(0.0)
     cols = feature_columns(f)
     X = numeric(f, cols)
     X = X.loc[:, X.notna().any()]
