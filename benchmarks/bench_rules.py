@@ -1,7 +1,7 @@
 """Rule-engine benchmarks: single-claim latency and batch screening throughput.
 
     .venv/bin/python benchmarks/bench_rules.py [--persons 5000] [--checks 10000]
-        [--tiles 1,4,16,40] [--threads 2] [--out docs/performance.md]
+        [--tiles 1,2,4] [--threads 2] [--workspace W] [--json out.json]
 
 * single claim: p50 / p99 of :meth:`RuleEngine.check_claim` (in process, warm state, all rules)
   on a 30-line outpatient claim, over ``--checks`` calls; plus the same through the full
@@ -74,6 +74,7 @@ def bench_batch(ws: Workspace, tiles: list[int], threads: int) -> list[dict]:
                      "findings": best.n_findings, "seconds": round(best.seconds, 3),
                      "lines_per_s": round(best.lines_per_second),
                      "cpu_seconds": round(cpu, 3),
+                     "load_avg_1m": round(os.getloadavg()[0], 1),
                      "lines_per_s_if_2_cores_free": round(best.n_lines / (cpu / threads))})
         print(out[-1], flush=True)
         con.close()
@@ -173,7 +174,7 @@ def main() -> None:
     ap.add_argument("--persons", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--checks", type=int, default=10_000)
-    ap.add_argument("--tiles", default="1,4,8,16")
+    ap.add_argument("--tiles", default="1,2,4")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workspace", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="Write the results as JSON.")

@@ -155,9 +155,9 @@ def cond_item_care_mode(r: Rule) -> tuple[str, str]:
 def sql_item_indication(r: Rule) -> str:
     base = (f"qty > 0 AND {_period(r, 'd')} AND {_classes(r)} AND ind_l IS NOT NULL "
             "AND NOT appr")
-    src = (f"(SELECT * FROM {_LC} WHERE {base} AND line_id NOT IN ("
+    src = (f"(SELECT * FROM {_LCL} WHERE {base} AND line_id NOT IN ("
            f"SELECT DISTINCT x.line_id FROM (SELECT line_id, settlement_id, unnest(ind_l) AS p "
-           f"FROM {_LC} WHERE {base}) x JOIN _rs_dx dx ON dx.settlement_id = x.settlement_id "
+           f"FROM {_LCL} WHERE {base}) x JOIN _rs_dx dx ON dx.settlement_id = x.settlement_id "
            "AND starts_with(dx.code, x.p)))")
     return _line_select(r, src, "true")
 
@@ -245,9 +245,9 @@ def sql_pair_duplicate(r: Rule) -> str:
     k = _values([(kp["a"], kp["b"]) for kp in r.knowledge], ("a", "b"))
     a_codes = _list(kp["a"] for kp in r.knowledge)
     b_codes = _list(kp["b"] for kp in r.knowledge)
-    src = (f"(SELECT lc.* FROM (SELECT * FROM _rs_lc WHERE item_code IN {b_codes}) lc JOIN "
+    src = (f"(SELECT lc.* FROM (SELECT * FROM _rs_kl WHERE item_code IN {b_codes}) lc JOIN "
            f"(SELECT DISTINCT p.settlement_id, p.d, k.b FROM (SELECT DISTINCT settlement_id, d, "
-           f"item_code FROM _rs_lc WHERE qty > 0 AND item_code IN {a_codes}) p "
+           f"item_code FROM _rs_kl WHERE qty > 0 AND item_code IN {a_codes}) p "
            f"JOIN {k} ON p.item_code = k.a) h ON h.settlement_id = lc.settlement_id AND "
            "h.d = lc.d AND h.b = lc.item_code)")
     return _line_select(r, src, "true")
@@ -256,9 +256,9 @@ def sql_pair_included(r: Rule) -> str:
     k = _values([(kp["service"], kp["consumable"]) for kp in r.knowledge], ("a", "b"))
     a_codes = _list(kp["service"] for kp in r.knowledge)
     b_codes = _list(kp["consumable"] for kp in r.knowledge)
-    src = (f"(SELECT lc.* FROM (SELECT * FROM _rs_lc WHERE item_code IN {b_codes}) lc JOIN "
+    src = (f"(SELECT lc.* FROM (SELECT * FROM _rs_kl WHERE item_code IN {b_codes}) lc JOIN "
            f"(SELECT DISTINCT p.settlement_id, k.b FROM (SELECT DISTINCT settlement_id, "
-           f"item_code FROM _rs_lc WHERE qty > 0 AND item_code IN {a_codes}) p "
+           f"item_code FROM _rs_kl WHERE qty > 0 AND item_code IN {a_codes}) p "
            f"JOIN {k} ON p.item_code = k.a) h ON h.settlement_id = lc.settlement_id AND "
            "h.b = lc.item_code)")
     return _line_select(r, src, "true")
@@ -269,7 +269,7 @@ def sql_unbundle(r: Rule) -> str:
         comps = _list(kp["components"])
         n = len(set(kp["components"]))
         parts.append(
-            f"SELECT lc.* FROM _rs_lc lc JOIN (SELECT settlement_id, d FROM _rs_lc WHERE "
+            f"SELECT lc.* FROM _rs_kl lc JOIN (SELECT settlement_id, d FROM _rs_kl WHERE "
             f"qty > 0 AND item_code IN {comps} GROUP BY 1, 2 HAVING count(DISTINCT item_code) "
             f"= {n}) h USING (settlement_id, d) WHERE lc.item_code IN {comps}")
     src = ("(SELECT * FROM (" + " UNION ALL ".join(parts) + ") WHERE qty > 0 "
@@ -283,7 +283,7 @@ def sql_surgery_discount(r: Rule) -> str:
     for kp in r.knowledge:
         parts.append(
             "SELECT *, row_number() OVER (PARTITION BY settlement_id, d ORDER BY "
-            f"cat_price DESC, item_code, line_id) AS rn FROM {_LC} "
+            f"cat_price DESC, item_code, line_id) AS rn FROM _rs_kl "
             f"WHERE qty > 0 AND cat_price IS NOT NULL AND item_code IN {_list(kp['codes'])}")
     src = "(" + " UNION ALL ".join(parts) + ")"
     allowed = f"({rate} * cat_price)"
@@ -295,8 +295,8 @@ def sql_companion_missing(r: Rule) -> str:
                 ("item", "comp"))
     items = _list(kp["item"] for kp in r.knowledge)
     comps = _list(c for kp in r.knowledge for c in kp["companions"])
-    src = (f"(SELECT * FROM _rs_lc lc WHERE item_code IN {items} AND NOT EXISTS (SELECT 1 FROM "
-           f"(SELECT * FROM _rs_lc WHERE item_code IN {comps} AND qty > 0) o JOIN {k} ON "
+    src = (f"(SELECT * FROM _rs_kl lc WHERE item_code IN {items} AND NOT EXISTS (SELECT 1 FROM "
+           f"(SELECT * FROM _rs_kl WHERE item_code IN {comps} AND qty > 0) o JOIN {k} ON "
            "o.item_code = k.comp WHERE k.item = lc.item_code AND "
            "o.settlement_id = lc.settlement_id))")
     return _line_select(r, src, "true")
@@ -331,11 +331,11 @@ def sql_second_line(r: Rule) -> str:
     groups = _list(x[2] for x in rows if x[2] is not None)
     # first-line uses of the persons that bill a second-line drug, tagged with that drug
     first = (f"SELECT DISTINCT u.person_id, u.d, u.adm_ts, u.settlement_id, k.item FROM "
-             f"(SELECT person_id, d, adm_ts, settlement_id, item_code, drug_group FROM {_LC} "
+             f"(SELECT person_id, d, adm_ts, settlement_id, item_code, drug_group FROM _rs_kl "
              f"WHERE qty > 0 AND (item_code IN {codes} OR drug_group IN {groups}) AND "
-             f"person_id IN (SELECT person_id FROM _rs_lc WHERE item_code IN {items})) u "
+             f"person_id IN (SELECT person_id FROM _rs_kl WHERE item_code IN {items})) u "
              "JOIN " + k + " ON k.code = u.item_code OR k.grp = u.drug_group")
-    src = (f"(SELECT * FROM _rs_lc lc WHERE item_code IN {items} AND NOT EXISTS ("
+    src = (f"(SELECT * FROM _rs_kl lc WHERE item_code IN {items} AND NOT EXISTS ("
            f"SELECT 1 FROM ({first}) f WHERE f.person_id = lc.person_id AND "
            f"f.item = lc.item_code AND f.d < lc.d AND f.d >= lc.d - {window} AND "
            "(f.adm_ts < lc.adm_ts OR (f.adm_ts = lc.adm_ts AND "
@@ -470,7 +470,7 @@ SQL: dict[str, Callable[..., str]] = {
     name[4:]: fn for name, fn in globals().items() if name.startswith("sql_") and callable(fn)
 }
 for _name, _fn in SIMPLE.items():
-    SQL[_name] = lambda r, f=_fn: _line_select(r, _LC, *f(r))
+    SQL[_name] = lambda r, f=_fn: _line_select(r, _LCL, *f(r))
 
 
 def fused_sql(rules: Sequence[Rule]) -> str:
@@ -485,15 +485,16 @@ def fused_sql(rules: Sequence[Rule]) -> str:
     return (f"SELECT k.rule_id, k.rule_version, k.action, k.severity, settlement_id, line_id, "
             f"person_id, facility_id, staff_eff, d, round(h.amt, 2), k.message FROM ("
             f"SELECT *, unnest(list_filter([{', '.join(cases)}], lambda x: x IS NOT NULL)) AS h "
-            f"FROM {_LC} WHERE qty > 0) JOIN {m} ON k.i = h.i")
+            f"FROM {_LCL} WHERE qty > 0) JOIN {m} ON k.i = h.i")
 
 # ---------------------------------------------------------------------------------------------
 
 
 _SETUP = ("""
 CREATE OR REPLACE TEMP TABLE _rs_cat AS
-SELECT item_code, item_class, unit_price AS cat_price, price_cap_lv1, price_cap_lv2,
-       price_cap_lv3, sex_limit, age_min_days, age_max_days, min_facility_level,
+SELECT CAST(row_number() OVER () AS INTEGER) AS ik, item_code, item_class,
+       unit_price AS cat_price, price_cap_lv1, price_cap_lv2, price_cap_lv3, sex_limit,
+       age_min_days, age_max_days, min_facility_level,
        string_split(care_modes, ';') AS care_l, string_split(insurance_types, ';') AS ins_l,
        string_split(indications, ';') AS ind_l, max_qty_per_day, max_days_supply, max_per_stay,
        period_days, max_per_period, course_days, string_split(departments, ';') AS dept_l,
@@ -514,13 +515,18 @@ SELECT l.line_id, l.settlement_id, CAST(l.service_time AS DATE) AS d, l.item_cod
        f.level, coalesce(f.internet_hospital, false) AS internet,
        l.line_id IN (SELECT line_id FROM trace_scans WHERE line_id IS NOT NULL) AS scanned,
        st.qualification_status AS staff_status, st.status_from, st.status_to,
-       st.death_date AS staff_death
+       st.death_date AS staff_death,
+       c.ik, c.item_class, c.cat_price, c.price_cap_lv1, c.price_cap_lv2, c.price_cap_lv3,
+       c.sex_limit, c.age_min_days, c.age_max_days, c.min_facility_level, c.max_qty_per_day,
+       c.max_days_supply, c.max_per_stay, c.period_days, c.max_per_period, c.course_days,
+       c.drug_group, c.trace_required
 FROM fee_lines l
 JOIN settlements s ON s.settlement_id = l.settlement_id
 LEFT JOIN persons p ON p.person_id = s.person_id
 LEFT JOIN facilities f ON f.facility_id = s.facility_id
 LEFT JOIN (SELECT * FROM staff WHERE qualification_status <> 'active' OR death_date IS NOT NULL)
     st ON st.staff_id = coalesce(l.staff_id, s.attending_staff_id)
+LEFT JOIN _rs_cat c ON c.item_code = l.item_code
 """, """
 CREATE OR REPLACE TEMP TABLE _rs_dx AS
 SELECT settlement_id, diag_code AS code FROM diagnoses
@@ -528,8 +534,38 @@ UNION
 SELECT settlement_id, main_diagnosis FROM settlements WHERE main_diagnosis IS NOT NULL
 """)
 
-_LC = "(SELECT * FROM _rs_lc LEFT JOIN _rs_cat USING (item_code))"
-"""Lines with their catalogue restrictions (a small hash join, done per rule on demand)."""
+_LC = "_rs_lc"
+"""Lines with their settlement, person, facility, staff and scalar catalogue restrictions."""
+
+_LCL = ("(SELECT * FROM _rs_lc LEFT JOIN (SELECT ik, care_l, ins_l, ind_l, dept_l FROM _rs_cat) "
+        "USING (ik))")
+"""The same plus the catalogue's list restrictions (an integer-key join, done on demand)."""
+
+
+KNOWLEDGE_LINES = ("pair_duplicate", "pair_included", "unbundle", "companion_missing",
+                   "surgery_discount", "second_line")
+"""Checks that only look at lines of their knowledge codes: they read ``_rs_kl``."""
+
+
+def knowledge_lines_sql(rules: Iterable[Rule]) -> str:
+    """The lines billing any code named by a knowledge item (or of a first-line drug group):
+    one scan, so the knowledge checks never scan the full line context."""
+    codes: set[str] = set()
+    groups: set[str] = set()
+    for r in rules:
+        if r.check not in KNOWLEDGE_LINES:
+            continue
+        for kp in r.knowledge:
+            for key in ("a", "b", "service", "consumable", "bundle", "item"):
+                if key in kp:
+                    codes.add(kp[key])
+            for key in ("components", "codes", "companions", "first_line"):
+                codes.update(kp.get(key, ()))
+            groups.update(kp.get("first_line_groups", ()))
+    return ("CREATE OR REPLACE TEMP TABLE _rs_kl AS SELECT line_id, settlement_id, d, item_code, "
+            "qty, unit_price, amount, staff_eff, person_id, facility_id, adm_ts, cat_price, "
+            f"drug_group FROM _rs_lc WHERE item_code IN "
+            f"{_list(sorted(codes))} OR drug_group IN {_list(sorted(groups))}")
 
 
 def rule_sql(r: Rule, con: duckdb.DuckDBPyConnection | None = None) -> str:
@@ -552,6 +588,7 @@ def screen_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = No
     con.execute("SET enable_progress_bar = false")
     for stmt in _SETUP:
         con.execute(stmt)
+    con.execute(knowledge_lines_sql(rules))
     con.execute(FINDINGS_DDL.replace("rule_findings", table))
     per = []
     simple = [r for r in rules if r.check in SIMPLE]
@@ -577,6 +614,7 @@ def screen_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = No
     counts = con.execute(f"SELECT rule_id, rule_version, count(*) AS findings, "
                          f"sum(amount) AS amount FROM {table} GROUP BY 1, 2").df()
     con.execute("DROP TABLE IF EXISTS _rs_lc")
+    con.execute("DROP TABLE IF EXISTS _rs_kl")
     con.execute("DROP TABLE IF EXISTS _rs_dx")
     con.execute("DROP TABLE IF EXISTS _rs_cat")
     seconds = time.perf_counter() - t0
