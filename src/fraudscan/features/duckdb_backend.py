@@ -28,6 +28,7 @@ class DuckDBBackend(Backend):
         if memory_limit:
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
         self.con.execute("SET preserve_insertion_order = false")
+        self.con.execute("SET enable_progress_bar = false")
 
     def prepare(self, inputs: BuildInputs) -> None:
         ws = inputs.workspace
