@@ -285,3 +285,25 @@ def test_definitions_dir_can_be_overridden(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "feat_facility.sql").unlink()
     monkeypatch.setenv("FRAUDSCAN_FEATURES_DIR", str(tmp_path))
     assert "feat_facility" not in {m.name for m in load_models()}
+
+
+def test_synthetic_world(small_world, tmp_path: Path) -> None:
+    """The synthetic city: keys unique, percentiles in range, labelled fraud stands out."""
+    import shutil
+
+    from fraudscan.workspace import Workspace
+
+    shutil.copytree(small_world.tables_dir, tmp_path / "ws" / "tables")  # fixture is read-only
+    ws = Workspace(tmp_path / "ws")
+    result = build(ws)
+    assert len(result.months_built) >= 6
+    models = {m.subject: m for m in load_models() if m.is_output}
+    for s in SUBJECTS:
+        df = load(ws, s)
+        assert len(df) > 0
+        assert not df.duplicated([models[s].key, "period"]).any(), s
+        pct = df[[c for c in df.columns if c.endswith("_pct")]]
+        assert ((pct >= 0) & (pct <= 1) | pct.isna()).all().all(), s
+    c = load(ws, "claim")
+    assert c.share_drug.notna().any() and c.max_jaccard.notna().any()
+    assert len(c) == len(ws.read_table("settlements"))
