@@ -290,7 +290,7 @@ def scenario_item_switching(w: World, positive: bool) -> list[str]:
 def scenario_doctor_shopping(w: World, positive: bool) -> list[str]:
     p = w.person()
     facs = ["C1", "C2", "C3", "C4", "H3"] if positive else ["C1", "C1", "C2", "C2", "C1"]
-    return [w.visit(p, f, at(D0 + timedelta(days=4 * i), 10), "M54", [("DRG04", 2)])
+    return [w.visit(p, f, at(D0 + timedelta(days=4 * i), 10), "M54", [("DRG04", 10)])
             for i, f in enumerate(facs)]
 
 

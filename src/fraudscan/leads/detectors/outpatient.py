@@ -16,7 +16,9 @@ def doctor_shopping(ctx: Context) -> pd.DataFrame:
     With fee lines: for every outpatient/pharmacy purchase of a drug group (catalogue
     ``drug_group``, else the item) the person's purchases of that group in the following
     ``window_days`` are counted with a range self-join; >= ``min_facilities`` distinct
-    facilities fire (overlapping supplies, national rules #50-51). Without fee lines any visits
+    facilities whose days' supply adds up to >= ``min_supply_ratio`` x the window fire
+    (overlapping supplies, national rules #50-51; a short antibiotic course from several
+    clinics does not). Without fee lines any visits
     count, with >= ``min_facilities_any`` facilities or >= ``min_visits`` visits. Purchases paid
     wholly in cash are not the fund's business and are left out. One lead per
     person reports the strongest window; amount is the fund paid on the firing windows' claims.
@@ -25,20 +27,25 @@ def doctor_shopping(ctx: Context) -> pd.DataFrame:
     w = int(c["window_days"])
     otp = sql_list(ctx.common["outpatient_medical_types"])
     if ctx.has("fee_lines"):
-        v = f"""SELECT DISTINCT s.settlement_id, s.person_id, s.facility_id,
-                       s.admission_time::DATE AS d, s.fund_paid,
-                       coalesce(cat.drug_group, l.item_code) AS grp
+        v = f"""SELECT s.settlement_id, any_value(s.person_id) AS person_id,
+                       any_value(s.facility_id) AS facility_id,
+                       any_value(s.admission_time)::DATE AS d,
+                       any_value(s.fund_paid) AS fund_paid,
+                       coalesce(cat.drug_group, l.item_code) AS grp,
+                       coalesce(sum(l.days_supply), 0) AS supply
                 FROM fee_lines l JOIN settlements s USING (settlement_id)
                 JOIN catalogue cat USING (item_code)
                 WHERE s.medical_type IN {otp} AND l.qty > 0
                   AND s.fund_paid + s.account_paid > 0
-                  AND cat.item_class IN {sql_list(c['drug_classes'])}"""
-        having = f"count(DISTINCT b.facility_id) >= {int(c['min_facilities'])}"
+                  AND cat.item_class IN {sql_list(c['drug_classes'])}
+                GROUP BY s.settlement_id, coalesce(cat.drug_group, l.item_code)"""
+        having = (f"count(DISTINCT b.facility_id) >= {int(c['min_facilities'])} "
+                  f"AND sum(b.supply) >= {float(c['min_supply_ratio'])} * {w}")
         lim_f, lim_v = int(c["min_facilities"]), 10**9
     else:
         ctx.notes.append("fee_lines absent: any visits counted (no drug groups)")
         v = f"""SELECT settlement_id, person_id, facility_id, admission_time::DATE AS d,
-                       fund_paid, 'any' AS grp
+                       fund_paid, 'any' AS grp, 0 AS supply
                 FROM settlements WHERE medical_type IN {otp}
                   AND fund_paid + account_paid > 0"""
         lim_f, lim_v = int(c["min_facilities_any"]), int(c["min_visits"])
