@@ -56,6 +56,10 @@ def test_kill_restart_swap(world):
         st, b = post(port, "/v1/check", reqs[0], token)
         assert st == 200 and b["score"]["status"] == "ok", b
         assert b["score"]["model_version"] == "fraudscan-claim/1"
+        # an open stay registered at admission
+        st, b = post(port, "/v1/admit", reqs[-1], token)
+        assert st == 200, b
+        open_stay = b["admitted"][0]
 
         # stream settled checks from two clients; SIGKILL the server group mid-stream
         acked: list[str] = []
@@ -88,6 +92,10 @@ def test_kill_restart_swap(world):
     on_disk = {r[0] for r in db.execute("SELECT settlement_id FROM settled")}
     db.close()
     assert set(acked) <= on_disk, set(acked) - on_disk
+    db = sqlite3.connect(ws.path / "rules_state.sqlite")
+    assert db.execute("SELECT discharge_time FROM stays WHERE settlement_id = ?",
+                      (open_stay,)).fetchone() == (None,)
+    db.close()
 
     srv = start_server(ws.path, port, log=log)
     try:

@@ -420,11 +420,9 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
 
     async def settle(request: Request, s: Service) -> Response:
         s.principal(request, "check")
+        params(request, set())
         body = await read_body(request, MAX_CHECK_BYTES)
-        try:
-            req = s.scorer.parse(body)
-        except ClaimRequestError as e:
-            return err(422, "invalid_request", str(e))
+        req = s.scorer.parse(body)
         s.scorer.state.sync()
         from fraudscan.rules.claim import claims_from_request
 
@@ -433,6 +431,21 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
             s.scorer.engine.settle(c)
             ids.append(c.settlement_id)
         return JSONResponse({"settled": ids})
+
+    async def admit(request: Request, s: Service) -> Response:
+        """Register open stays at admission (before settlement) in the cross-claim state."""
+        s.principal(request, "check")
+        params(request, set())
+        body = await read_body(request, MAX_CHECK_BYTES)
+        req = s.scorer.parse(body)
+        s.scorer.state.sync()
+        from fraudscan.rules.claim import claims_from_request
+
+        ids = []
+        for _, _, c in claims_from_request(req):
+            s.scorer.engine.admit(c)
+            ids.append(c.settlement_id)
+        return JSONResponse({"admitted": ids})
 
     # -- health ---------------------------------------------------------------------------------
     async def health(request: Request) -> Response:
@@ -595,6 +608,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
         Route("/v1/check", guarded(check), methods=["POST"]),
         Route("/v1/check/batch", guarded(check_batch), methods=["POST"]),
         Route("/v1/settle", guarded(settle), methods=["POST"]),
+        Route("/v1/admit", guarded(admit), methods=["POST"]),
         Route("/v1/model", guarded(model), methods=["GET"]),
         Route("/v1/admin/reload", guarded(reload), methods=["POST"]),
         Route("/v1/me", guarded(me), methods=["GET"]),

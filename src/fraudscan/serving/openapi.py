@@ -65,7 +65,7 @@ def spec() -> dict[str, Any]:
         "type": "object", "required": ["lead_id", "outcome"], "additionalProperties": False,
         "properties": {"lead_id": {"type": "string", "minLength": 1},
                        "outcome": {"type": "string", "enum": list(OUTCOMES)},
-                       "amount_recovered": {"type": "number", "minimum": 0},
+                       "amount_recovered": {"type": "number", "minimum": 0, "maximum": 1e12},
                        "note": {"type": "string", "maxLength": 4000}}}
     check_body = {"required": True, "content": {"application/json": {
         "schema": {"$ref": REF.format(model="CheckRequest")}}}}
@@ -97,6 +97,10 @@ def spec() -> dict[str, Any]:
                                 "requestBody": check_body,
                                 "responses": {"200": _json("Settled ids"), "413": E413,
                                               "422": E422, **read}}},
+        "/v1/admit": {"post": {"summary": "Register open stays at admission (cross-claim "
+                               "state)", "requestBody": check_body,
+                               "responses": {"200": _json("Admitted ids"), "413": E413,
+                                             "422": E422, **read}}},
         "/v1/model": {"get": {"summary": "The champion in use",
                               "responses": {"200": _json("Model status"), **read}}},
         "/v1/admin/reload": {"post": {"summary": "Poll the registry now and swap the champion",
