@@ -209,3 +209,23 @@ def test_cli_check_and_screen(tmp_path: Path) -> None:
     r = runner.invoke(app, ["rules", "screen", str(ws.path)])
     assert r.exit_code == 0 and "rule_findings" in r.output, r.output
     assert len(RULES) >= 40
+
+
+def test_second_line_state_survives_reopen(tmp_path: Path) -> None:
+    """R20: the first-line use settled before a restart still excuses the second-line drug."""
+    doc = json.loads((Path(__file__).parent / "fixtures" / "claims" / "R20_miss.json")
+                     .read_text(encoding="utf-8"))
+    eng = make_engine(tmp_path)
+    for h in doc["_history"]:
+        eng.settle(h)
+    eng.close()
+    state = StateStore(tmp_path / "state.sqlite")
+    assert state.counts()["usage"] >= 1
+    eng2 = RuleEngine(REF["catalogue"], rules=RULES, facilities=REF["facilities"], state=state)
+    try:
+        assert not [r.rule_id for r in eng2.check(doc).result]
+        fresh = make_engine(tmp_path / "empty")  # no history: the same claim is a hit
+        assert [r.rule_id for r in fresh.check(doc).result] == ["R20"]
+        fresh.close()
+    finally:
+        eng2.close()

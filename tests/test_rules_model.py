@@ -34,7 +34,7 @@ rules:
 def test_shipped_pack_loads() -> None:
     rs = load_rules()
     assert len(rs) >= 40
-    assert {f"R{i:02d}" for i in range(1, 44) if i != 20} <= set(rs.ids)
+    assert {f"R{i:02d}" for i in range(1, 48)} <= set(rs.ids)
     for r in rs:
         assert r.action in ("block", "warn", "post") and r.message and r.message_en
         assert r.check in CHECKS and r.check in SQL
@@ -104,3 +104,15 @@ def test_cli_list_and_lint(tmp_path: Path) -> None:
     bad.write_text(GOOD.replace("action: warn", "action: stop"), encoding="utf-8")
     r = CliRunner().invoke(app, ["rules", "lint", str(bad)])
     assert r.exit_code == 2 and "bad.yaml:11" in r.output
+
+
+def test_second_line_knowledge_needs_first_line() -> None:
+    head = GOOD.replace("check: item_facility_level", "check: second_line").replace(
+        "params: {classes: [western_drug]}", "params: {window_days: 90}")
+    ok = head + "    knowledge:\n      - {item: X1, first_line_groups: [A10BA]}\n"
+    (r,) = parse_rules(ok, "ok.yaml")
+    assert r.params["window_days"] == 90 and r.knowledge[0]["first_line_groups"] == ["A10BA"]
+    with pytest.raises(RuleFileError, match="first_line"):
+        parse_rules(head + "    knowledge:\n      - {item: X1, note: n}\n", "bad.yaml")
+    with pytest.raises(RuleFileError, match="window_days"):
+        parse_rules(ok.replace("window_days: 90", "window_days: 0"), "bad.yaml")
