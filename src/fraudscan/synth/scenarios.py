@@ -263,7 +263,7 @@ def phantom_bed(ctx: Ctx, scale: float) -> None:
         label(ctx, "fee_line", idle["lid"], "phantom_bed", group=group_name("phantom_bed", fi))
         label(ctx, "staff", np.unique(s["staff"]), "phantom_bed",
               group=group_name("phantom_bed", fi))
-        # the absent patient shops at a pharmacy during the stay (evidence, not fraud)
+        # the absent patient shops at a pharmacy during the stay (the evidence of absence)
         away = s[ctx.rng.random(len(s)) < 0.6]
         if len(away):
             ph = np.flatnonzero(ctx.f_type == "retail_pharmacy")
@@ -276,7 +276,10 @@ def phantom_bed(ctx: Ctx, scale: float) -> None:
             ev["dx1"], ev["dept"], ev["origin"] = None, None, "evidence"
             ev["staff"] = ctx.assign_staff(ev["fac"].to_numpy(), ev["dept"].to_numpy(),
                                            ev["adm"].to_numpy(), ev["dis"].to_numpy())
-            add(ctx, ev, sanitize(ctx, pharmacy_lines(ctx, ev), ev))
+            ev, _ = add(ctx, ev, sanitize(ctx, pharmacy_lines(ctx, ev), ev))
+            # the fund paid for them during the stay (R33): part of the case, so labelled
+            label(ctx, "settlement", ev["sid"], "phantom_bed",
+                  group=group_name("phantom_bed", fi))
 
 
 @register("fake_admission")
