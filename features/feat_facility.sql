@@ -53,8 +53,8 @@ WITH base AS (
             AS n_transfers,
         sum(CASE WHEN is_inpatient AND readmit_31d THEN 1 ELSE 0 END) AS n_readmit,
         avg(CASE WHEN age_years IS NOT NULL THEN
-            CASE WHEN age_years >= 65 THEN 1.0 ELSE 0.0 END END) AS elderly_share,
-        avg(CASE WHEN out_of_area THEN 1.0 ELSE 0.0 END) AS out_of_area_share
+            CASE WHEN age_years >= 65 THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END END) AS elderly_share,
+        avg(CASE WHEN out_of_area THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS out_of_area_share
     FROM stg_settlements
     GROUP BY facility_id, period
 ),
@@ -165,7 +165,7 @@ SELECT
     CAST(b.n_transfers AS DOUBLE) / nullif(b.n_stays, 0) AS transfer_rate,
     CAST(b.n_readmit AS DOUBLE) / nullif(b.n_stays, 0) AS readmission_31d_rate,
     CAST(coalesce(h.n_findings, 0) AS BIGINT) AS n_findings,
-    100.0 * coalesce(h.n_findings, 0) / b.n_settlements AS findings_per_100,
+    CAST(100 * coalesce(h.n_findings, 0) AS DOUBLE) / b.n_settlements AS findings_per_100,
     coalesce(h.findings_amount, 0.0) AS findings_amount,
     coalesce(h.findings_amount, 0.0) / nullif(b.fund_paid, 0) AS findings_amount_share,
     CASE WHEN m.has_trace_scans AND m.has_fee_lines THEN cv.trace_coverage END

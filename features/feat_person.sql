@@ -130,7 +130,7 @@ SELECT
     pm.period,
     p.insurance_type,
     p.sex,
-    CAST(floor(date_diff('day', p.birth_date, pm.month_end) / 365.25) AS BIGINT) AS age_years,
+    CAST(floor(CAST(date_diff('day', p.birth_date, pm.month_end) AS DOUBLE) / 365.25) AS BIGINT) AS age_years,
     u.visits_30d,
     u.visits_90d,
     u.visits_365d,
@@ -142,7 +142,7 @@ SELECT
     u.pharmacies_365d,
     u.fund_365d,
     CASE WHEN m.has_fee_lines AND m.has_catalogue
-        THEN coalesce(sp.days_supply_90d, 0) / 90.0 END AS possession_ratio_90d,
+        THEN CAST(coalesce(sp.days_supply_90d, 0) AS DOUBLE) / 90 END AS possession_ratio_90d,
     CASE WHEN m.has_fee_lines AND m.has_catalogue THEN coalesce(ml.drug_amount, 0.0) END
         AS drug_amount,
     CASE WHEN m.has_catalogue THEN ml.resale_amount / nullif(ml.drug_amount, 0) END

@@ -82,7 +82,7 @@ SELECT
     CASE WHEN m.has_fee_lines THEN coalesce(o.n_orders, 0) END AS n_orders,
     CAST(coalesce(h.n_findings, 0) AS BIGINT) AS n_findings,
     CASE WHEN m.has_fee_lines
-        THEN 100.0 * coalesce(h.n_findings, 0) / nullif(o.n_orders, 0)
+        THEN CAST(100 * coalesce(h.n_findings, 0) AS DOUBLE) / nullif(o.n_orders, 0)
     END AS findings_per_100_orders,
     sm.sim AS item_similarity,
     CASE WHEN m.has_catalogue THEN CAST(o.n_restricted AS DOUBLE) / nullif(o.n_drug, 0) END

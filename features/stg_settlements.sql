@@ -33,7 +33,7 @@ WITH s AS (
         f.beds,
         coalesce(f.facility_type IN ('retail_pharmacy', 'dual_channel_pharmacy'), FALSE)
             AS at_pharmacy,
-        CAST(floor(date_diff('day', p.birth_date, CAST(s.settle_time AS DATE)) / 365.25)
+        CAST(floor(CAST(date_diff('day', p.birth_date, CAST(s.settle_time AS DATE)) AS DOUBLE) / 365.25)
             AS BIGINT) AS age_years
     FROM settlements s
     LEFT JOIN facilities f ON f.facility_id = s.facility_id
