@@ -31,6 +31,12 @@ from fraudscan.rules.model import DRUG, NON_DRUG, Rule, RuleSet, load_rules
 from fraudscan.rules.state import StateStore
 
 IP = ("21", "52")
+_POOL_MIN = 20_000
+"""Candidate claims (whole persons) sampled at least, whatever the world's size."""
+_POOL_PER_CASE = 15
+"""... and this many per case to inject (``per_rule`` x rules)."""
+_POOL_RARE = 300
+"""Persons with internet-hospital claims, and dead persons, added to the pool at most."""
 SCENARIO_SOURCE = "synthetic"
 
 # extra catalogue rows: code -> (name, class, price, restrictions)
@@ -140,6 +146,12 @@ class _Injector:
             self.t["catalogue"] = pd.concat([cat, add], ignore_index=True)
 
     def _pool(self) -> None:
+        """The candidate claims: clean claims (no fraud label on them, their lines or their
+        person) of a random sample of clean persons, whole persons at a time (so cross-claim
+        checks see every claim of a sampled person), plus a few persons of the rarer kinds
+        some rules need (internet-hospital claims, deaths). Everything per claim that a rule
+        filters on is a column of ``self.P`` (one row per candidate claim), so candidate pools
+        are boolean masks; ``Claim`` objects are built once for the sample only."""
         t = self.t
         lab = t.get("labels", pd.DataFrame(columns=["entity_type", "entity_id", "is_fraud"]))
         lab = lab[lab["is_fraud"].astype(bool)]
@@ -151,21 +163,56 @@ class _Injector:
         bad_p = set(lab.loc[lab["entity_type"] == "person", "entity_id"])
         bad_p |= set(s.loc[s["settlement_id"].isin(bad_s), "person_id"])
         clean = s[~s["person_id"].isin(bad_p)]
+        self.per_rule = max(3, math.ceil(self.rate * len(s) / max(len(self.rules), 1)))
+        self.end = pd.Timestamp(s["discharge_time"].max()).date()
+        self.persons = t["persons"].set_index("person_id")
+
+        # sample whole clean persons until the pool holds enough claims for every rule
+        n_of = clean.groupby("person_id", sort=True).size()
+        pids = n_of.index.to_numpy()
+        order = self.rng.permutation(len(pids))
+        want = max(_POOL_MIN, _POOL_PER_CASE * self.per_rule * len(self.rules))
+        cum = np.cumsum(n_of.to_numpy()[order])
+        take = set(pids[order[: int(np.searchsorted(cum, want)) + 1]])
+        fac = t["facilities"]
+        net = set(fac.loc[fac.get("internet_hospital", pd.Series(False, index=fac.index))
+                          .fillna(False).astype(bool), "facility_id"])
+        rare = np.unique(clean.loc[clean["facility_id"].isin(net), "person_id"].to_numpy())
+        dead = self.persons.index[self.persons["death_date"].notna()].to_numpy()
+        dead = np.intersect1d(dead, pids)
+        for xs in (rare, dead):
+            if len(xs):
+                take |= set(xs[self.rng.permutation(len(xs))[:_POOL_RARE]])
+        pool = clean[clean["person_id"].isin(take)]
+
+        pe = self.persons
+        P = pd.DataFrame({
+            "sid": pool["settlement_id"].to_numpy(), "pid": pool["person_id"].to_numpy(),
+            "fid": pool["facility_id"].to_numpy(),
+            "mt": pool["medical_type"].astype(str).to_numpy(),
+            "adm": pd.to_datetime(pool["admission_time"]).to_numpy(),
+            "dis": pd.to_datetime(pool["discharge_time"]).to_numpy()})
+        P = P.sort_values(["adm", "sid"], kind="stable").reset_index(drop=True)
+        P["ip"] = P["mt"].isin(IP)
+        P["stay_d"] = (P["dis"].dt.normalize() - P["adm"].dt.normalize()).dt.days
+        P["stay_full_d"] = (P["dis"] - P["adm"]).dt.days
+        P["dis_d"] = P["dis"].dt.date
+        P["has_birth"] = P["pid"].map(pe["birth_date"]).notna().to_numpy()
+        P["sex"] = P["pid"].map(pe["sex"]).astype(object).to_numpy()
+        P["net"] = P["fid"].isin(net)
+        P["n_all"] = P["pid"].map(s["person_id"].value_counts()).fillna(0).astype(int)
+        P["n_lines"] = P["sid"].map(fl["settlement_id"].value_counts()).fillna(0).astype(int)
+        self.P = P
+        self.P_sid = P["sid"].to_numpy()
+        self.P_by_person = P.groupby("pid", sort=False).indices
         self.claims: dict[str, Claim] = {c.settlement_id: c for c in claims_from_tables(
-            t, list(clean["settlement_id"]))}
-        self.by_person: dict[str, list[Claim]] = {}
-        for c in self.claims.values():
-            self.by_person.setdefault(c.person_id, []).append(c)
-        self.all_by_person = s.groupby("person_id")["settlement_id"].agg(list).to_dict()
+            t, list(self.P_sid))}
         self.used: set[str] = set()
         self.used_persons: set[str] = set()
         st = t["staff"]
         self.active_staff = st[(st["qualification_status"] == "active")
                                & st["death_date"].isna()].groupby("facility_id")["staff_id"] \
             .agg(list).to_dict()
-        self.persons = t["persons"].set_index("person_id")
-        self.per_rule = max(3, math.ceil(self.rate * len(s) / max(len(self.rules), 1)))
-        self.end = pd.Timestamp(s["discharge_time"].max()).date()
 
     # -- helpers ----------------------------------------------------------------------------
     def _lid(self) -> str:
@@ -199,10 +246,18 @@ class _Injector:
         lo, hi = self.valid[ln.item_code]
         return lo <= ln.service_date and (hi is None or ln.service_date <= hi)
 
-    def _candidates(self, pred) -> list[Claim]:  # type: ignore[no-untyped-def]
-        return [c for c in self.claims.values()
-                if c.settlement_id not in self.used and c.person_id not in self.used_persons
-                and pred(c)]
+    def _free(self) -> np.ndarray:
+        P = self.P
+        return ~(P["sid"].isin(self.used).to_numpy() | P["pid"].isin(self.used_persons)
+                 .to_numpy())
+
+    def _candidates(self, mask: Any = None) -> list[str]:
+        """Ids of the unused candidate claims (in admission order) where ``mask`` (a boolean
+        array over ``self.P`` or a function of ``self.P`` returning one) holds."""
+        m = self._free()
+        if mask is not None:
+            m &= np.asarray(mask(self.P) if callable(mask) else mask, dtype=bool)
+        return self.P_sid[m].tolist()
 
     def _pick(self, xs: list[Any]) -> Any:
         return xs[int(self.rng.integers(0, len(xs)))]
@@ -258,7 +313,7 @@ class _Injector:
         for _ in range(tries):
             if done >= self.per_rule or not pool:
                 break
-            c = pool.pop(int(self.rng.integers(0, len(pool))))
+            c = self.claims[pool.pop(int(self.rng.integers(0, len(pool))))]
             if c.person_id in self.used_persons:
                 continue
             new = make(c)
@@ -351,7 +406,7 @@ class _Injector:
             ln.amount = round(ln.qty * ln.unit_price, 2)
             return [ln]
 
-        return self.add_lines(rule, lambda c: c.birth_date is not None, make)
+        return self.add_lines(rule, lambda P: P["has_birth"], make)
 
     # -- rule-specific recipes --------------------------------------------------------------
     def knowledge_rule(self, rule: Rule) -> int:
@@ -377,8 +432,7 @@ class _Injector:
                 return [self._line(c, kp["item"])]
             return None
 
-        pred = (lambda c: c.internet_hospital) if rule.params.get("internet_only") else \
-            (lambda c: True)
+        pred = (lambda P: P["net"]) if rule.params.get("internet_only") else None
         return self.add_lines(rule, pred, make)
 
     def r36_staff(self, rule: Rule) -> int:
@@ -401,7 +455,7 @@ class _Injector:
             ln.staff_id = self._pick(ok).staff_id
             return [ln]
 
-        return self.add_lines(rule, lambda c: c.medical_type not in IP, make)
+        return self.add_lines(rule, lambda P: ~P["ip"], make)
 
     def r32_outside(self, rule: Rule) -> int:
         def make(c: Claim) -> list[Line] | None:
@@ -410,8 +464,8 @@ class _Injector:
             base = c.lines[0]
             return [self._line(c, base.item_code, price=base.unit_price,
                                day=c.discharge_date + timedelta(days=2))]
-        return self.add_lines(rule, lambda c: c.medical_type in IP and
-                              c.discharge_date + timedelta(days=2) <= self.end, make)
+        last = self.end - timedelta(days=2)
+        return self.add_lines(rule, lambda P: P["ip"] & (P["dis_d"] <= last), make)
 
     def r37_duplicate(self, rule: Rule) -> int:
         groups: dict[str, list[str]] = {}
@@ -431,7 +485,7 @@ class _Injector:
                         new.prescription_no = ln.prescription_no
                         return [new]
             return None
-        return self.add_lines(rule, lambda c: c.medical_type not in IP, make)
+        return self.add_lines(rule, lambda P: ~P["ip"], make)
 
     @property
     def plain(self) -> list[str]:
@@ -456,7 +510,7 @@ class _Injector:
             pick = self.rng.choice(len(codes), rule.params["max_kinds"] + 1, replace=False)
             rx = f"RRV{self.n:07d}"
             return [self._line(c, codes[i], prescription_no=rx) for i in pick]
-        return self.add_lines(rule, lambda c: c.medical_type not in IP, make)
+        return self.add_lines(rule, lambda P: ~P["ip"], make)
 
     def r40_trace(self, rule: Rule) -> int:
         sc = self.t["trace_scans"]
@@ -472,12 +526,11 @@ class _Injector:
             if done >= self.per_rule:
                 break
             row = sc.iloc[int(self.rng.integers(0, len(sc)))]
-            later = self._candidates(lambda c, row=row: c.admission_time > row["adm"]
-                                     and c.medical_type not in IP
-                                     and c.settlement_id != row["settlement_id"])
+            later = self._candidates((self.P["adm"] > row["adm"]) & ~self.P["ip"]
+                                     & (self.P["sid"] != row["settlement_id"]))
             if not later:
                 continue
-            c = self._pick(later)
+            c = self.claims[self._pick(later)]
             ln = self._line(c, row["item_code"], prescription_no=f"RRV{self.n:07d}")
             ln.trace_codes = (row["trace_code"],)
             if not self._valid(ln):
@@ -507,7 +560,7 @@ class _Injector:
 
         def make(c: Claim) -> list[Line] | None:
             return [self._line(c, self._pick(codes))]
-        return self.add_lines(rule, lambda c: c.person_id not in users, make)
+        return self.add_lines(rule, lambda P: ~P["pid"].isin(users), make)
 
     def r21_course(self, rule: Rule) -> int:
         codes = [c for c, it in self.cat.items() if it.course_days and
@@ -521,8 +574,7 @@ class _Injector:
         def make(c: Claim) -> list[Line] | None:
             return [self._line(c, code), self._line(c, code,
                                                      day=c.admission_date + timedelta(days=n))]
-        return self.add_lines(rule, lambda c: c.medical_type in IP and
-                              (c.discharge_date - c.admission_date).days >= n, make)
+        return self.add_lines(rule, lambda P: P["ip"] & (P["stay_d"] >= n), make)
 
     def r28_period(self, rule: Rule) -> int:
         codes = [c for c, it in self.cat.items() if it.period_days and
@@ -535,8 +587,7 @@ class _Injector:
         def make(c: Claim) -> list[Line] | None:
             return [self._line(c, code), self._line(c, code,
                                                      day=c.admission_date + timedelta(days=1))]
-        return self.add_lines(rule, lambda c: c.medical_type in IP and
-                              (c.discharge_date - c.admission_date).days >= 1, make)
+        return self.add_lines(rule, lambda P: P["ip"] & (P["stay_d"] >= 1), make)
 
     def r27_stay(self, rule: Rule) -> int:
         """Per-stay variant of R27: an item with max_per_stay billed once more."""
@@ -550,7 +601,7 @@ class _Injector:
                     return [self._line(c, ln.item_code, qty=max(extra, 1.0),
                                        price=ln.unit_price, day=day)]
             return None
-        return self.add_lines(rule, lambda c: c.medical_type in IP, make)
+        return self.add_lines(rule, lambda P: P["ip"], make)
 
     # -- claim-level (diagnoses, procedures) ------------------------------------------------
     def dx_rule(self, rule: Rule) -> int:
@@ -571,11 +622,11 @@ class _Injector:
             return [], (code,)
 
         done = 0
-        pool = self._candidates(lambda c: c.birth_date is not None)
+        pool = self._candidates(lambda P: P["has_birth"])
         for _ in range(300):
             if done >= self.per_rule or not pool:
                 break
-            c = pool.pop(int(self.rng.integers(0, len(pool))))
+            c = self.claims[pool.pop(int(self.rng.integers(0, len(pool))))]
             got = make(c)
             if got is None:
                 continue
@@ -595,11 +646,11 @@ class _Injector:
 
     def proc_rule(self, rule: Rule) -> int:
         done = 0
-        pool = self._candidates(lambda c: c.medical_type in IP and c.sex in ("1", "2"))
+        pool = self._candidates(lambda P: P["ip"] & P["sex"].isin(("1", "2")))
         for _ in range(300):
             if done >= self.per_rule or not pool:
                 break
-            c = pool.pop(int(self.rng.integers(0, len(pool))))
+            c = self.claims[pool.pop(int(self.rng.integers(0, len(pool))))]
             kps = [kp for kp in rule.knowledge if kp["sex"] != c.sex]
             code = self._pick(self._pick(kps)["prefixes"]) + ".0100"
             c2 = replace(c, procedures=(*c.procedures, code))
@@ -677,42 +728,41 @@ class _Injector:
         return all(f.rule_id == allow for f in self.checker.check(c))
 
     def _others_in(self, person: str, lo: datetime, hi: datetime, skip: str) -> bool:
-        s = self.t["settlements"]
-        ids = self.all_by_person.get(person, [])
-        sub = s[s["settlement_id"].isin(ids) & (s["settlement_id"] != skip)]
-        adm = pd.to_datetime(sub["admission_time"])
-        dis = pd.to_datetime(sub["discharge_time"])
-        return bool(((adm < hi) & (dis > lo)).any())
+        # the pool holds every settlement of a sampled (clean) person
+        sub = self.P.iloc[self.P_by_person.get(person, [])]
+        sub = sub[sub["sid"] != skip]
+        return bool(((sub["adm"] < hi) & (sub["dis"] > lo)).any())
 
     def cross_rule(self, rule: Rule) -> int:
         done = 0
-        ip_fac = sorted({c.facility_id for c in self.claims.values() if c.medical_type in IP})
-        ph_fac = sorted({c.facility_id for c in self.claims.values()
-                         if c.medical_type == "41"})
-        op_templates = [c for c in self.claims.values() if c.medical_type == "11"
-                        and len(c.lines) <= 4]
-        ph_templates = [c for c in self.claims.values() if c.medical_type == "41"]
+        P = self.P
+        ip_fac = sorted(set(P.loc[P["ip"], "fid"]))
+        ph_fac = sorted(set(P.loc[P["mt"] == "41", "fid"]))
+        op_templates = [c for c in (self.claims[s] for s in
+                                    P.loc[(P["mt"] == "11") & (P["n_lines"] <= 4), "sid"])
+                        if len(c.lines) <= 4]
+        ph_templates = [self.claims[s] for s in P.loc[P["mt"] == "41", "sid"]]
+        long_ip = (P["ip"] & (P["stay_full_d"] >= 3)).to_numpy()
+        short_ip = ((P["mt"] == "21") & (P["n_all"] <= 6)).to_numpy()
         for _ in range(300):
             if done >= self.per_rule:
                 break
             new: Claim | None = None
             target: Claim | None = None
             if rule.check == "outpatient_in_stay":
-                stays = self._candidates(lambda c: c.medical_type in IP and
-                                         (c.discharge_time - c.admission_time).days >= 3)
+                stays = self._candidates(long_ip)
                 if not stays or not ph_templates or not ph_fac:
                     break
-                target = self._pick(stays)
+                target = self.claims[self._pick(stays)]
                 when = datetime.combine(target.admission_date + timedelta(days=1), time(10))
                 new = self._new_settlement(self._pick(ph_templates), target.person_id,
                                            self._pick(ph_fac), "41", when,
                                            when + timedelta(minutes=5))
             elif rule.check in ("overlapping_stay", "split_admission"):
-                stays = self._candidates(lambda c: c.medical_type == "21" and
-                                         len(self.all_by_person.get(c.person_id, [])) <= 6)
+                stays = self._candidates(short_ip)
                 if not stays:
                     break
-                target = self._pick(stays)
+                target = self.claims[self._pick(stays)]
                 if rule.check == "overlapping_stay":
                     others = [f for f in ip_fac if f != target.facility_id]
                     if not others or (target.discharge_time - target.admission_time).days < 2:
@@ -736,11 +786,10 @@ class _Injector:
                                            main_dx=main)
             elif rule.check == "after_death":
                 pe = self.persons
-                dead = pe[pe["death_date"].notna()]
-                dead = [p for p in dead.index if p in self.by_person
-                        and p not in self.used_persons
-                        and pd.Timestamp(dead.loc[p, "death_date"]).date()
-                        + timedelta(days=5) <= self.end]
+                dd = pd.to_datetime(pe["death_date"])
+                ok = dd.notna() & (dd <= pd.Timestamp(self.end - timedelta(days=5))) \
+                    & pe.index.isin(list(self.P_by_person)) & ~pe.index.isin(self.used_persons)
+                dead = pe.index[ok.to_numpy()].tolist()
                 if not dead or not op_templates:
                     break
                 person = self._pick(dead)
@@ -763,23 +812,18 @@ class _Injector:
 
     def r47_suspended(self, rule: Rule) -> int:
         done = 0
-        persons = [p for p, cs in self.by_person.items() if p not in self.used_persons
-                   and len(self.all_by_person.get(p, [])) == len(cs)]
+        # every settlement of a pooled person is in the pool (clean persons, whole)
+        persons = [p for p in self.P_by_person if p not in self.used_persons]
+        restricted: dict[str, date] = {}
         for _ in range(100):
             if done >= self.per_rule or not persons:
                 break
             p = persons.pop(int(self.rng.integers(0, len(persons))))
-            cs = self.by_person[p]
+            cs = [self.claims[s] for s in self.P_sid[self.P_by_person[p]]]
             until = max(c.admission_date for c in cs) + timedelta(days=30)
             if pd.notna(self.persons.loc[p, "death_date"]):
                 continue
-            per = self.t["persons"]
-            idx = per.index[per["person_id"] == p]
-            per = per.copy()
-            per["settlement_restricted_until"] = pd.to_datetime(
-                per["settlement_restricted_until"])
-            per.loc[idx, "settlement_restricted_until"] = pd.Timestamp(until)
-            self.t["persons"] = per
+            restricted[p] = until
             for c in cs:
                 if until - timedelta(days=365) < c.admission_date <= until:
                     self._label(rule.id, "settlement", c.settlement_id, c.total_amount,
@@ -787,6 +831,13 @@ class _Injector:
                     self.used.add(c.settlement_id)
             self.used_persons.add(p)
             done += 1
+        if restricted:
+            per = self.t["persons"].copy()
+            col = pd.to_datetime(per["settlement_restricted_until"])
+            new = pd.to_datetime(per["person_id"].map(
+                {k: pd.Timestamp(v) for k, v in restricted.items()}))
+            per["settlement_restricted_until"] = new.where(new.notna(), col)
+            self.t["persons"] = per
         return done
 
     # -- driver -----------------------------------------------------------------------------
