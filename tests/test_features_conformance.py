@@ -36,10 +36,13 @@ BACKENDS = [
         "spark",
         SPARK_OPTIONS,
         id="spark",
-        marks=pytest.mark.skipif(
-            importlib.util.find_spec("pyspark") is None,
-            reason="pyspark not installed (pip install fraudscan[spark])",
-        ),
+        marks=[
+            pytest.mark.skipif(
+                importlib.util.find_spec("pyspark") is None,
+                reason="pyspark not installed (pip install fraudscan[spark])",
+            ),
+            pytest.mark.slow,  # a JVM and ~40 Spark jobs per world: minutes on 2 busy cores
+        ],
     ),
 ]
 
