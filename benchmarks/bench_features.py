@@ -237,8 +237,8 @@ def _run(job: str, *args: str) -> dict:
     p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                        check=False)
     for line in p.stdout.splitlines():
-        if line.startswith("RESULT"):
-            return json.loads(line[6:])
+        if "RESULT" in line:  # DuckDB progress bars may share the line
+            return json.loads(line.split("RESULT", 1)[1])
     raise RuntimeError(f"{job} failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}")
 
 

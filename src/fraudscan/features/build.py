@@ -91,6 +91,12 @@ class BuildResult:
         )
 
 
+def _con() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def _ws(workspace: Workspace | str | os.PathLike[str]) -> Workspace:
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     return ws.require()
@@ -117,7 +123,7 @@ def _period(d: date) -> str:
 def read_rule_findings(ws: Workspace) -> pa.Table:
     """The rule engine's ``rule_findings`` from the workspace DuckDB file, or an empty table."""
     empty_cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in RULE_FINDING_COLUMNS.items())
-    con = duckdb.connect()
+    con = _con()
     try:
         if ws.db_path.exists():
             path = str(ws.db_path).replace("'", "''")
@@ -149,7 +155,7 @@ def _own_fingerprints(
     ws: Workspace, findings: pa.Table
 ) -> tuple[dict[str, str], set[str], str]:
     """Per-month hash of the month's own rows, the months with settlements, the dimensions' hash."""
-    con = duckdb.connect()
+    con = _con()
     try:
         attach_views(con, ws)
         con.register("rule_findings", findings)
@@ -265,7 +271,7 @@ def _inputs(ws: Workspace, target: Sequence[str], findings: pa.Table) -> BuildIn
         "has_procedures": [_rows(ws, "procedures") > 0],
     })
     # findings of settlements in the window (and settlement-less findings dated in it)
-    con = duckdb.connect()
+    con = _con()
     try:
         con.register("f", findings)
         sp = str(ws.table_path("settlements")).replace("'", "''")
