@@ -72,8 +72,7 @@ from starlette.routing import Route
 from fraudscan.serving.core import Scorer
 from fraudscan.workspace import Workspace
 
-scorer = Scorer(Workspace(os.environ["WS"]), poll_seconds=0,
-                state_path=os.environ["WS"] + "/bare_state.sqlite")
+scorer = Scorer(Workspace(os.environ["WS"]), poll_seconds=0)  # the same warm state file
 scorer.models.reload()
 
 async def check(request: Request) -> Response:
@@ -120,6 +119,7 @@ def client(port: int, token: str, body: bytes, seconds: float, max_n: int, q: mp
         time.sleep(0.001)
     lat = []
     errors = 0
+    cpu0 = time.process_time()
     t_end = time.perf_counter() + seconds
     while len(lat) < max_n and time.perf_counter() < t_end:
         t0 = time.perf_counter()
@@ -129,27 +129,52 @@ def client(port: int, token: str, body: bytes, seconds: float, max_n: int, q: mp
         lat.append(time.perf_counter() - t0)
         if r.status != 200:
             errors += 1
-    q.put((lat, errors))
+    q.put((lat, errors, time.process_time() - cpu0))
+
+
+def server_cpu(pid: int | None) -> float:
+    import psutil
+
+    if pid is None:
+        return 0.0
+    try:
+        p = psutil.Process(pid)
+        tot = 0.0
+        for x in [p, *p.children(recursive=True)]:
+            t = x.cpu_times()
+            tot += t.user + t.system
+        return tot
+    except psutil.NoSuchProcess:
+        return 0.0
 
 
 def load(port: int, token: str, body: bytes, clients: int, seconds: float,
-         max_n: int = 10**9) -> dict:
+         max_n: int = 10**9, pid: int | None = None) -> dict:
     q: mp.Queue = mp.Queue()
     start_at = time.time() + 1.5
     ps = [mp.Process(target=client, args=(port, token, body, seconds, max_n, q, start_at))
           for _ in range(clients)]
     for p in ps:
         p.start()
+    time.sleep(max(0.0, start_at - time.time()))
+    c0 = server_cpu(pid)
     res = [q.get(timeout=seconds + 120) for _ in ps]
+    c1 = server_cpu(pid)
     for p in ps:
         p.join()
-    lat = np.array([x for r, _ in res for x in r]) * 1000
-    wall = min(seconds, max(len(r) for r, _ in res) and seconds)
+    lat = np.array([x for r, _, _ in res for x in r]) * 1000
     n = len(lat)
-    return {"clients": clients, "requests": n, "errors": sum(e for _, e in res),
-            "rps": round(n / wall, 1), "p50_ms": round(float(np.percentile(lat, 50)), 3),
-            "p99_ms": round(float(np.percentile(lat, 99)), 3),
-            "max_ms": round(float(lat.max()), 3)}
+    out = {"clients": clients, "requests": n, "errors": sum(e for _, e, _ in res),
+           "rps": round(n / seconds, 1), "p50_ms": round(float(np.percentile(lat, 50)), 3),
+           "p99_ms": round(float(np.percentile(lat, 99)), 3),
+           "max_ms": round(float(lat.max()), 3),
+           "client_cpu_ms_per_req": round(sum(c for _, _, c in res) / n * 1000, 3)}
+    if pid is not None:
+        out["server_cpu_ms_per_req"] = round((c1 - c0) / n * 1000, 3)
+        # what 2 free cores would sustain: server + client CPU per request
+        out["rps_if_2_free_cores"] = round(
+            2000 / (out["server_cpu_ms_per_req"] + out["client_cpu_ms_per_req"]))
+    return out
 
 
 def server_rss(pid: int) -> int:
@@ -251,9 +276,8 @@ def main() -> None:
             print("warming state ...", file=sys.stderr)
             out["batch"] = warm_state(port, token, ws)
             print(json.dumps(out["batch"]), file=sys.stderr)
-            out["fraudscan"] = [load(port, token, body, 1, args.seconds)]
-            for k in (4, 8):
-                out["fraudscan"].append(load(port, token, body, k, args.seconds))
+            out["fraudscan"] = [load(port, token, body, k, args.seconds, pid=srv.pid)
+                                for k in (1, 4, 8)]
             for r in out["fraudscan"]:
                 print("fraudscan", json.dumps(r), file=sys.stderr)
             if args.soak_seconds > 0:
@@ -261,7 +285,7 @@ def main() -> None:
                 t_end = time.time() + args.soak_seconds
                 n_total = 0
                 while time.time() < t_end:
-                    r = load(port, token, body, 4, min(30.0, t_end - time.time()))
+                    r = load(port, token, body, 4, max(1.0, min(30.0, t_end - time.time())))
                     n_total += r["requests"]
                     rss.append(server_rss(srv.pid))
                 out["soak"] = {"seconds": args.soak_seconds, "requests": n_total,
@@ -276,7 +300,7 @@ def main() -> None:
         bare = start_bare(ws, port2)
         try:
             wait_up(port2)
-            out["bare_starlette"] = [load(port2, token, body, k, args.seconds)
+            out["bare_starlette"] = [load(port2, token, body, k, args.seconds, pid=bare.pid)
                                      for k in (1, 4, 8)]
             for r in out["bare_starlette"]:
                 print("bare", json.dumps(r), file=sys.stderr)
@@ -285,6 +309,10 @@ def main() -> None:
         best_fs = max(r["rps"] for r in out["fraudscan"][1:])
         best_bare = max(r["rps"] for r in out["bare_starlette"][1:])
         out["throughput_ratio_bare_over_fraudscan"] = round(best_bare / best_fs, 2)
+        cpu_fs = min(r["server_cpu_ms_per_req"] for r in out["fraudscan"][1:])
+        cpu_bare = min(r["server_cpu_ms_per_req"] for r in out["bare_starlette"][1:])
+        out["server_cpu_ratio_fraudscan_over_bare"] = round(cpu_fs / cpu_bare, 2)
+        out["load_average_after"] = os.getloadavg()
         print(json.dumps(out, indent=1))
         if args.json:
             args.json.write_text(json.dumps(out, indent=1))

@@ -21,19 +21,15 @@ from fraudscan.rules import claim_to_request, iter_workspace_claims
 from fraudscan.serving import AccessFile, create_app, verify_audit
 from fraudscan.serving.access import mask_id
 from fraudscan.serving.app import MAX_CHECK_BYTES
+from fraudscan.serving.demo import served_copy
 from fraudscan.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
 def served(small_world: Workspace, tmp_path_factory: pytest.TempPathFactory):
     """A writable copy of the small world with leads and rings, and one token per role."""
-    import fraudscan.graph as graph
-    import fraudscan.leads as leads
-
-    ws = Workspace(tmp_path_factory.mktemp("serving") / "ws")
-    shutil.copytree(small_world.path, ws.path)
-    leads.run(ws)
-    graph.build(ws)
+    ws = served_copy(small_world.path, tmp_path_factory.mktemp("serving") / "ws",
+                     cache=tmp_path_factory.getbasetemp() / "served_world")
     af = AccessFile(ws.path)
     tokens = {
         "admin": af.create("admin", name="root")[0],

@@ -6,13 +6,12 @@ find the outcome still there. Skips only when /usr/bin/chromium is absent.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from fraudscan.serving import AccessFile
-from fraudscan.serving.demo import free_port, start_server, stop, wait_ready
+from fraudscan.serving.demo import free_port, served_copy, start_server, stop, wait_ready
 from fraudscan.workspace import Workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,13 +24,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
 
 @pytest.fixture(scope="module")
 def world(small_world: Workspace, tmp_path_factory: pytest.TempPathFactory):
-    import fraudscan.graph as graph
-    import fraudscan.leads as leads
-
-    ws = Workspace(tmp_path_factory.mktemp("workbench") / "ws")
-    shutil.copytree(small_world.path, ws.path)
-    leads.run(ws)
-    graph.build(ws)
+    ws = served_copy(small_world.path, tmp_path_factory.mktemp("workbench") / "ws",
+                     cache=tmp_path_factory.getbasetemp() / "served_world")
     token = AccessFile(ws.path).create("inspector", ["D1", "D2"], name="王检查员")[0]
     return ws, token
 

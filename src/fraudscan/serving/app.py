@@ -82,7 +82,9 @@ class Service:
         self.scorer.close()
 
     # -- auth -----------------------------------------------------------------------------------
-    def principal(self, request: Request, perm: str, *, browser: bool = False) -> Principal:
+    def principal(self, request: Request, perm: str | None, *, browser: bool = False
+                  ) -> Principal:
+        """The caller; 401 without a known token, 403 without ``perm`` (None: any token)."""
         if not self.auth_enabled:
             return Principal("anonymous", "anonymous", "admin", (),
                              frozenset({"check", "read", "outcome", "export", "unmask",
@@ -100,7 +102,7 @@ class Service:
             raise ApiError(401, "unauthorized", "missing or unknown API token (send "
                            "'Authorization: Bearer <token>'; create one with `fraudscan serve "
                            "token create W --role ...`)", {"www-authenticate": "Bearer"})
-        if not p.can(perm):
+        if perm is not None and not p.can(perm):
             raise ApiError(403, "forbidden", f"role {p.role!r} may not {perm}")
         return p
 
@@ -473,8 +475,7 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
         return JSONResponse(res)
 
     async def me(request: Request, s: Service) -> Response:
-        p = s.principal(request, "read") if request.headers.get("authorization") or \
-            request.cookies.get(COOKIE) else s.principal(request, "check")
+        p = s.principal(request, None)
         return JSONResponse(p.public())
 
     # -- inspector API --------------------------------------------------------------------------

@@ -130,3 +130,30 @@ def stop(proc: Any, sig: int | None = None, timeout: float = 30.0) -> None:
     for k in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             k.kill()
+
+
+def served_copy(source: str | os.PathLike[str], dest: str | os.PathLike[str],
+                cache: str | os.PathLike[str] | None = None) -> Workspace:
+    """Copy a workspace to ``dest`` with screening leads and rings built (what the workbench
+    shows). With ``cache`` the leads and rings are built once there and copied afterwards."""
+    import shutil
+
+    def build(at: Path) -> None:
+        import fraudscan.graph as graph
+        import fraudscan.leads as leads
+
+        shutil.copytree(source, at)
+        leads.run(at)
+        graph.build(at)
+
+    if cache is None:
+        build(Path(dest))
+    else:
+        c = Path(cache)
+        if not (c / "fraudscan.duckdb").exists():
+            tmp = c.with_name(c.name + ".building")
+            shutil.rmtree(tmp, ignore_errors=True)
+            build(tmp)
+            tmp.rename(c)
+        shutil.copytree(c, dest)
+    return Workspace(dest)
