@@ -36,7 +36,8 @@ _POOL_MIN = 20_000
 _POOL_PER_CASE = 15
 """... and this many per case to inject (``per_rule`` x rules)."""
 _POOL_RARE = 300
-"""Persons with internet-hospital claims, and dead persons, added to the pool at most."""
+"""Persons with internet-hospital claims, dead persons, and persons with a stay and few
+claims, each added to the pool at most."""
 SCENARIO_SOURCE = "synthetic"
 
 # extra catalogue rows: code -> (name, class, price, restrictions)
@@ -180,7 +181,11 @@ class _Injector:
         rare = np.unique(clean.loc[clean["facility_id"].isin(net), "person_id"].to_numpy())
         dead = self.persons.index[self.persons["death_date"].notna()].to_numpy()
         dead = np.intersect1d(dead, pids)
-        for xs in (rare, dead):
+        # short-history persons with a stay: R43 / R34 need one with no other claim near it
+        n_all = s["person_id"].value_counts()
+        stay = clean.loc[clean["medical_type"].astype(str) == "21", "person_id"]
+        few = np.unique(stay[stay.map(n_all).to_numpy() <= 6].to_numpy())
+        for xs in (rare, dead, few):
             if len(xs):
                 take |= set(xs[self.rng.permutation(len(xs))[:_POOL_RARE]])
         pool = clean[clean["person_id"].isin(take)]
@@ -200,7 +205,7 @@ class _Injector:
         P["has_birth"] = P["pid"].map(pe["birth_date"]).notna().to_numpy()
         P["sex"] = P["pid"].map(pe["sex"]).astype(object).to_numpy()
         P["net"] = P["fid"].isin(net)
-        P["n_all"] = P["pid"].map(s["person_id"].value_counts()).fillna(0).astype(int)
+        P["n_all"] = P["pid"].map(n_all).fillna(0).astype(int)
         P["n_lines"] = P["sid"].map(fl["settlement_id"].value_counts()).fillna(0).astype(int)
         self.P = P
         self.P_sid = P["sid"].to_numpy()
