@@ -181,19 +181,19 @@ def cond_item_qty_per_day(r: Rule) -> tuple[str, str]:
 def sql_item_frequency(r: Rule) -> str:
     dc = f"item_class IN {_list(r.params['day_classes'])}"
     sc = f"item_class IN {_list(r.params['stay_classes'])}"
-    day = (f"SELECT settlement_id, item_code, d, (sum(qty) - any_value(max_qty_per_day)) / "
+    day = (f"SELECT sk, item_code, d, (sum(qty) - any_value(max_qty_per_day)) / "
            f"sum(qty) AS f_day FROM {_LC} WHERE max_qty_per_day IS NOT NULL AND {dc} "
            f"GROUP BY ALL HAVING sum(qty) > any_value(max_qty_per_day) + {EPS}")
-    stay = (f"SELECT settlement_id, item_code, (sum(qty) - any_value(max_per_stay)) / "
+    stay = (f"SELECT sk, item_code, (sum(qty) - any_value(max_per_stay)) / "
             f"sum(qty) AS f_stay FROM {_LC} WHERE max_per_stay IS NOT NULL AND {sc} "
             f"GROUP BY ALL HAVING sum(qty) > any_value(max_per_stay) + {EPS}")
-    keys = (f"SELECT DISTINCT settlement_id, item_code FROM ({day}) UNION "
-            f"SELECT settlement_id, item_code FROM ({stay})")
+    keys = (f"SELECT DISTINCT sk, item_code FROM ({day}) UNION "
+            f"SELECT sk, item_code FROM ({stay})")
     src = (f"(SELECT lc.*, coalesce(a.f_day, 0) AS f_day, coalesce(b.f_stay, 0) AS f_stay "
-           f"FROM (SELECT * FROM _rs_lc WHERE (settlement_id, item_code) IN ({keys})) lc "
-           f"LEFT JOIN ({day}) a ON a.settlement_id = lc.settlement_id AND "
+           f"FROM (SELECT * FROM {_LC} WHERE (sk, item_code) IN ({keys})) lc "
+           f"LEFT JOIN ({day}) a ON a.sk = lc.sk AND "
            "a.item_code = lc.item_code AND a.d = lc.d "
-           f"LEFT JOIN ({stay}) b ON b.settlement_id = lc.settlement_id AND "
+           f"LEFT JOIN ({stay}) b ON b.sk = lc.sk AND "
            "b.item_code = lc.item_code)")
     return _line_select(r, src, "greatest(f_day, f_stay) > 0",
                         "amount * greatest(f_day, f_stay)")
@@ -223,11 +223,14 @@ def sql_item_period(r: Rule, periods: Sequence[int] = ()) -> str:
            "b.settlement_id <= a.settlement_id)) GROUP BY ALL)")
     return _line_select(r, src, f"win > max_per_period + {EPS}")
 
-def cond_item_trace_missing(r: Rule) -> tuple[str, str]:
+def sql_item_trace_missing(r: Rule) -> str:
+    # "scanned" only for the lines that must be traced (an anti-join of those few lines
+    # with trace_scans, not a mark join of every line)
     mts = r.params.get("medical_types")
     scope = f" AND medical_type IN {_list(mts)}" if mts is not None else ""
-    return _cond(f"{_classes(r)} AND trace_required{scope} AND NOT "
-                        "scanned")
+    src = (f"(SELECT * FROM {_LC} WHERE trace_required AND qty > 0{scope} AND line_id NOT IN "
+           "(SELECT line_id FROM trace_scans WHERE line_id IS NOT NULL))")
+    return _line_select(r, src, _classes(r))
 
 
 def cond_item_staff_status(r: Rule) -> tuple[str, str]:
@@ -306,13 +309,13 @@ def sql_duplicate_drug(r: Rule) -> str:
     grace = int(r.params.get("grace_days", 0))
     base = (f"(SELECT * FROM {_LC} WHERE qty > 0 AND drug_group IS NOT NULL AND item_class IN "
             f"{_list(schema.DRUG_CLASSES)} AND medical_type NOT IN {_list(excl)})")
-    same_day = (f"SELECT settlement_id, d, drug_group FROM {base} GROUP BY ALL "
+    same_day = (f"SELECT sk, d, drug_group FROM {base} GROUP BY ALL "
                 "HAVING count(DISTINCT item_code) > 1")
     supply = ("SELECT line_id FROM (SELECT line_id, d, max(d + CAST(days_supply AS INTEGER)) "
               "OVER (PARTITION BY person_id, item_code ORDER BY d, adm_ts, settlement_id, "
               "line_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end "
               f"FROM {base} WHERE days_supply > 0) WHERE prev_end - {grace} > d")
-    src = (f"(SELECT * FROM {base} WHERE (settlement_id, d, drug_group) IN ({same_day}) OR "
+    src = (f"(SELECT * FROM {base} WHERE (sk, d, drug_group) IN ({same_day}) OR "
            f"line_id IN ({supply}))")
     return _line_select(r, src, "true")
 
@@ -423,16 +426,17 @@ def sql_after_death(r: Rule) -> str:
 def sql_too_many_drugs(r: Rule) -> str:
     excl = _list(r.params.get("excluded_medical_types", []))
     mk = int(r.params["max_kinds"])
-    lines = (f"SELECT settlement_id, nullif(prescription_no, '') AS rx, CASE WHEN "
+    lines = (f"SELECT sk, nullif(prescription_no, '') AS rx, CASE WHEN "
              "nullif(prescription_no, '') IS NULL THEN d END AS rx_day, item_code, amount "
              f"FROM {_LC} WHERE qty > 0 AND {_classes(r)} AND medical_type NOT IN {excl}")
     # only settlements with more than max_kinds such lines can break the limit
-    busy = (f"SELECT settlement_id FROM {_LC} WHERE qty > 0 AND {_classes(r)} AND "
+    busy = (f"SELECT sk FROM {_LC} WHERE qty > 0 AND {_classes(r)} AND "
             f"medical_type NOT IN {excl} GROUP BY 1 HAVING count(*) > {mk}")
-    g = (f"SELECT settlement_id, rx, rx_day, count(DISTINCT item_code) AS n, sum(amount) AS amt "
-         f"FROM ({lines}) WHERE settlement_id IN ({busy}) GROUP BY 1, 2, 3")
-    src = (f"settlements s JOIN (SELECT settlement_id, sum(amt) AS amt FROM ({g}) WHERE n > "
-           f"{mk} GROUP BY 1) v ON v.settlement_id = s.settlement_id")
+    g = (f"SELECT sk, rx, rx_day, count(DISTINCT item_code) AS n, sum(amount) AS amt "
+         f"FROM ({lines}) WHERE sk IN ({busy}) GROUP BY 1, 2, 3")
+    src = (f"settlements s JOIN (SELECT k.settlement_id, v.amt FROM (SELECT sk, sum(amt) AS amt "
+           f"FROM ({g}) WHERE n > {mk} GROUP BY 1) v JOIN _rs_s k USING (sk)) v "
+           "ON v.settlement_id = s.settlement_id")
     return _claim_select(r, src, "true", "v.amt")
 
 
@@ -501,29 +505,34 @@ SELECT CAST(row_number() OVER () AS INTEGER) AS ik, item_code, item_class,
        drug_group, coalesce(trace_required, false) AS trace_required
 FROM catalogue
 """, """
+CREATE OR REPLACE TEMP TABLE _rs_catx AS
+SELECT * EXCLUDE (item_code, care_l, ins_l, ind_l, dept_l) FROM _rs_cat
+""", """
+CREATE OR REPLACE TEMP TABLE _rs_s AS
+SELECT CAST(row_number() OVER () AS INTEGER) AS sk, s.settlement_id, s.attending_staff_id,
+       s.department, s.person_id, s.facility_id, s.medical_type, s.insurance_type,
+       s.admission_time AS adm_ts, CAST(s.admission_time AS DATE) AS adm_d,
+       CAST(s.discharge_time AS DATE) AS dis_d, p.sex, p.death_date, p.birth_date,
+       f.level, coalesce(f.internet_hospital, false) AS internet
+FROM settlements s
+LEFT JOIN persons p ON p.person_id = s.person_id
+LEFT JOIN facilities f ON f.facility_id = s.facility_id
+""", """
 CREATE OR REPLACE TEMP TABLE _rs_lc AS
-SELECT l.line_id, l.settlement_id, CAST(l.service_time AS DATE) AS d, l.item_code, l.qty,
+SELECT l.line_id, s.sk, l.settlement_id, CAST(l.service_time AS DATE) AS d, l.item_code, l.qty,
        l.unit_price, l.amount, l.days_supply,
        coalesce(l.staff_id, s.attending_staff_id) AS staff_eff,
        coalesce(l.department, s.department) AS dept, l.prescription_no,
        coalesce(l.approval_flag, false) AS appr, coalesce(l.discharge_drug, false) AS dd,
        s.person_id, s.facility_id, s.medical_type, s.insurance_type,
-       s.admission_time AS adm_ts, CAST(s.admission_time AS DATE) AS adm_d,
-       CAST(s.discharge_time AS DATE) AS dis_d,
-       p.sex, p.death_date,
-       date_diff('day', p.birth_date, CAST(l.service_time AS DATE)) AS age,
-       f.level, coalesce(f.internet_hospital, false) AS internet,
-       l.line_id IN (SELECT line_id FROM trace_scans WHERE line_id IS NOT NULL) AS scanned,
+       s.adm_ts, s.adm_d, s.dis_d, s.sex, s.death_date,
+       date_diff('day', s.birth_date, CAST(l.service_time AS DATE)) AS age,
+       s.level, s.internet,
        st.qualification_status AS staff_status, st.status_from, st.status_to,
        st.death_date AS staff_death,
-       c.ik, c.item_class, c.cat_price, c.price_cap_lv1, c.price_cap_lv2, c.price_cap_lv3,
-       c.sex_limit, c.age_min_days, c.age_max_days, c.min_facility_level, c.max_qty_per_day,
-       c.max_days_supply, c.max_per_stay, c.period_days, c.max_per_period, c.course_days,
-       c.drug_group, c.trace_required
+       c.ik
 FROM fee_lines l
-JOIN settlements s ON s.settlement_id = l.settlement_id
-LEFT JOIN persons p ON p.person_id = s.person_id
-LEFT JOIN facilities f ON f.facility_id = s.facility_id
+JOIN _rs_s s ON s.settlement_id = l.settlement_id
 LEFT JOIN (SELECT * FROM staff WHERE qualification_status <> 'active' OR death_date IS NOT NULL)
     st ON st.staff_id = coalesce(l.staff_id, s.attending_staff_id)
 LEFT JOIN _rs_cat c ON c.item_code = l.item_code
@@ -534,12 +543,14 @@ UNION
 SELECT settlement_id, main_diagnosis FROM settlements WHERE main_diagnosis IS NOT NULL
 """)
 
-_LC = "_rs_lc"
-"""Lines with their settlement, person, facility, staff and scalar catalogue restrictions."""
+_LC = "(SELECT * FROM _rs_lc LEFT JOIN _rs_catx USING (ik))"
+"""Lines with their settlement, person, facility, staff and scalar catalogue restrictions.
+``_rs_lc`` itself holds only the line, settlement and staff columns and the catalogue row's
+integer key: writing the catalogue columns into it for every line cost more than joining the
+436-row catalogue by that key in each query that reads them."""
 
-_LCL = ("(SELECT * FROM _rs_lc LEFT JOIN (SELECT ik, care_l, ins_l, ind_l, dept_l FROM _rs_cat) "
-        "USING (ik))")
-"""The same plus the catalogue's list restrictions (an integer-key join, done on demand)."""
+_LCL = "(SELECT * FROM _rs_lc LEFT JOIN (SELECT * EXCLUDE (item_code) FROM _rs_cat) USING (ik))"
+"""The same plus the catalogue's list restrictions."""
 
 
 KNOWLEDGE_LINES = ("pair_duplicate", "pair_included", "unbundle", "companion_missing",
@@ -564,7 +575,7 @@ def knowledge_lines_sql(rules: Iterable[Rule]) -> str:
             groups.update(kp.get("first_line_groups", ()))
     return ("CREATE OR REPLACE TEMP TABLE _rs_kl AS SELECT line_id, settlement_id, d, item_code, "
             "qty, unit_price, amount, staff_eff, person_id, facility_id, adm_ts, cat_price, "
-            f"drug_group FROM _rs_lc WHERE item_code IN "
+            f"drug_group FROM {_LC} WHERE item_code IN "
             f"{_list(sorted(codes))} OR drug_group IN {_list(sorted(groups))}")
 
 
@@ -586,6 +597,17 @@ def screen_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = No
     rules = rules if rules is not None else load_rules()
     t0 = time.perf_counter()
     con.execute("SET enable_progress_bar = false")
+    # findings are a set: no need to keep scan order through the joins and aggregations
+    keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        return _screen(con, rules, table, t0)
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(bool(keep_order)).lower()}")
+
+
+def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: float
+            ) -> ScreenResult:
     for stmt in _SETUP:
         con.execute(stmt)
     con.execute(knowledge_lines_sql(rules))
@@ -617,6 +639,8 @@ def screen_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = No
     con.execute("DROP TABLE IF EXISTS _rs_kl")
     con.execute("DROP TABLE IF EXISTS _rs_dx")
     con.execute("DROP TABLE IF EXISTS _rs_cat")
+    con.execute("DROP TABLE IF EXISTS _rs_catx")
+    con.execute("DROP TABLE IF EXISTS _rs_s")
     seconds = time.perf_counter() - t0
     per_rule = pd.DataFrame(per).merge(counts, on=["rule_id", "rule_version"], how="left")
     per_rule["findings"] = per_rule["findings"].fillna(0).astype(int)
