@@ -86,6 +86,7 @@ def build(
     cfg = load_config(config, base=default_config())
     t: dict[str, float] = {}
     with ws.connect() as con:
+        con.execute("SET enable_progress_bar = false")  # the CLI draws its own
         t0 = time.perf_counter()
         has_trace = ws.has_table("trace_scans") and ws.has_table("fee_lines")
         kinds = build_edges(con, cfg, has_trace=has_trace)
@@ -101,7 +102,11 @@ def build(
         t["communities"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         stats, members = assemble(wg, membership, cfg)
+        t["roles"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         members = attach(con, members, cfg)
+        t["attach"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         rings, members = score_rings(con, stats, members, cfg)
         t["rings"] = time.perf_counter() - t0
     return GraphResult(rings=rings, members=members, nodes=wg.graph.vcount(),

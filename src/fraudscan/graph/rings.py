@@ -110,11 +110,8 @@ def attach(con: duckdb.DuckDBPyConnection, members: pd.DataFrame, cfg: dict[str,
         return members
     persons = members[members["node_type"] == "person"][["comm", "node_id"]]
     con.register("_rp", persons.rename(columns={"node_id": "person_id"}))
-    extra = con.execute(f"""
-    WITH rp AS (SELECT * FROM _rp),
-    n_ring AS (SELECT comm, count(*) AS n FROM rp GROUP BY 1),
-    n_all AS (SELECT count(*) AS n FROM persons),
-    links AS (
+    con.execute(f"""
+    CREATE OR REPLACE TEMP TABLE _links AS
         SELECT DISTINCT s.person_id, 'staff' AS node_type, s.attending_staff_id AS node_id
         FROM settlements s JOIN staff st ON st.staff_id = s.attending_staff_id
         WHERE st.role IN {sql_list(rc['attach_staff_roles'])}
@@ -126,18 +123,34 @@ def attach(con: duckdb.DuckDBPyConnection, members: pd.DataFrame, cfg: dict[str,
         UNION ALL
         SELECT person_id, 'village', village FROM persons WHERE village IS NOT NULL
         UNION ALL
-        SELECT person_id, 'employer', employer FROM persons WHERE employer IS NOT NULL),
-    pop AS (SELECT node_type, node_id, count(*) AS k_all FROM links GROUP BY ALL),
-    hood AS (SELECT DISTINCT rp.comm, q.person_id
-             FROM rp JOIN persons p USING (person_id)
-             JOIN persons q ON q.village = p.village),
-    n_hood AS (SELECT comm, count(*) AS n FROM hood GROUP BY 1),
-    pop_hood AS (SELECT h.comm, l.node_type, l.node_id, count(*) AS k_hood
-                 FROM hood h JOIN links l USING (person_id)
-                 WHERE l.node_type NOT IN ('village', 'employer') GROUP BY ALL),
+        SELECT person_id, 'employer', employer FROM persons WHERE employer IS NOT NULL""")
+    extra = con.execute(f"""
+    WITH rp AS (SELECT * FROM _rp),
+    n_ring AS (SELECT comm, count(*) AS n FROM rp GROUP BY 1),
+    n_all AS (SELECT count(*) AS n FROM persons),
     hit AS (SELECT rp.comm, l.node_type, l.node_id, count(*) AS k
-            FROM rp JOIN links l USING (person_id) GROUP BY ALL
-            HAVING count(*) >= {int(rc['attach_min_persons'])}),
+            FROM rp JOIN _links l USING (person_id) JOIN n_ring r USING (comm)
+            GROUP BY ALL
+            HAVING count(*) >= {int(rc['attach_min_persons'])}
+               AND count(*) >= {float(rc['attach_min_share'])} * any_value(r.n)),
+    pop AS (SELECT node_type, node_id, count(*) AS k_all FROM _links
+            WHERE (node_type, node_id) IN (SELECT (node_type, node_id) FROM hit)
+            GROUP BY ALL),
+    ring_villages AS (SELECT DISTINCT rp.comm, p.village
+                      FROM rp JOIN persons p USING (person_id) WHERE p.village IS NOT NULL),
+    village_n AS (SELECT village, count(*) AS n FROM persons GROUP BY 1),
+    n_hood AS (SELECT rv.comm, sum(v.n) AS n FROM ring_villages rv JOIN village_n v USING (village)
+               GROUP BY 1),
+    village_use AS (
+        SELECT p.village, l.node_type, l.node_id, count(*) AS k
+        FROM _links l JOIN persons p USING (person_id)
+        WHERE l.node_type NOT IN ('village', 'employer')
+          AND (l.node_type, l.node_id) IN (SELECT (node_type, node_id) FROM hit)
+        GROUP BY ALL),
+    pop_hood AS (SELECT rv.comm, u.node_type, u.node_id, sum(u.k) AS k_hood
+                 FROM ring_villages rv JOIN village_use u USING (village)
+                 SEMI JOIN hit USING (comm, node_type, node_id)
+                 GROUP BY ALL),
     lifted AS (
         SELECT h.comm, h.node_type, h.node_id, h.k, h.k / r.n AS share,
                (h.k / r.n) / greatest(p.k_all / a.n,

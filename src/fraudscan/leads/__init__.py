@@ -43,6 +43,7 @@ __all__ = [
     "all_detectors",
     "default_config",
     "evaluate",
+    "evidence",
     "load_config",
     "read_leads",
     "run",
@@ -121,6 +122,7 @@ def run(
         raise ConfigError(f"unknown detectors {unknown}; known: {', '.join(registry)}")
     frames, runs = [], []
     with ws.connect() as con:
+        con.execute("SET enable_progress_bar = false")  # the CLI draws its own
         if cfg["common"].get("duckdb_memory_limit"):
             con.execute("SET memory_limit = ?", [str(cfg["common"]["duckdb_memory_limit"])])
         tables = _nonempty_tables(con, ws)
