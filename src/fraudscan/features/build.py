@@ -291,6 +291,7 @@ def _inputs(ws: Workspace, target: Sequence[str], findings: pa.Table) -> BuildIn
         meta=meta,
         months=months_t,
         rule_findings=restricted,
+        periods=tuple(sorted(set(target))),
     )
 
 

@@ -29,9 +29,11 @@ class DuckDBBackend(Backend):
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
         self.con.execute("SET preserve_insertion_order = false")
         self.con.execute("SET enable_progress_bar = false")
+        self.periods: tuple[str, ...] = ()
 
     def prepare(self, inputs: BuildInputs) -> None:
         ws = inputs.workspace
+        self.periods = tuple(inputs.periods)
         for name, t in schema.TABLES.items():
             where = inputs.filters.get(name)
             if ws.has_table(name):
@@ -57,7 +59,7 @@ class DuckDBBackend(Backend):
 
     def materialize(self, model: Model) -> None:
         try:
-            for rel, sql in model.steps():
+            for rel, sql in model.steps(self.periods):
                 kind = "VIEW" if model.is_output and rel == model.name else "TABLE"
                 self.con.execute(f"CREATE OR REPLACE TEMP {kind} {rel} AS {sql}")
         except duckdb.Error as e:

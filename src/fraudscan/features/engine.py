@@ -83,8 +83,13 @@ class Model:
     def body_sql(self) -> str:
         return self.sql.strip().rstrip(";")
 
-    def steps(self) -> list[tuple[str, str]]:
+    def steps(self, periods: Sequence[str] = ()) -> list[tuple[str, str]]:
         """``(relation, sql)`` statements that produce the model, in order; the last is the model.
+
+        ``periods`` (output models only) keeps just the rows of those months, before peer
+        percentiles are ranked: every peer group includes ``period``, so the percentiles of a
+        month do not depend on other months' rows, and a one-month build computes one month of
+        output (the look-back months are still read by the staging models and the model body).
 
         A model with percentiles is computed once as ``<name>__raw``; its peer percentiles are
         then ranked on a narrow projection (key, peers, values) and joined back, because window
@@ -92,8 +97,12 @@ class Model:
         apart (the null flag is in the partition) and stay null, so engines agree whatever their
         default null ordering.
         """
+        body = self.body_sql()
+        if periods and self.is_output and (not self.percentiles or "period" in self.peers):
+            plist = ", ".join("'" + p.replace("'", "''") + "'" for p in sorted(set(periods)))
+            body = f"SELECT * FROM (\n{body}\n) fs_b WHERE period IN ({plist})"
         if not self.percentiles:
-            return [(self.name, self.body_sql())]
+            return [(self.name, body)]
         raw = f"{self.name}__raw"
         keys = [k for k in (self.key, "period") if k]
         exprs = []
@@ -110,7 +119,7 @@ class Model:
             + ",\n    ".join(exprs)
             + f"\n    FROM {raw}\n) fs_p ON {on}"
         )
-        return [(raw, self.body_sql()), (self.name, final)]
+        return [(raw, body), (self.name, final)]
 
 
 _HEADER_SIMPLE = re.compile(r"^--\s*(model|subject|key|doc|peers|percentile)\s*:\s*(.*)$")
@@ -262,6 +271,8 @@ class BuildInputs:
     meta: pa.Table
     months: pa.Table
     rule_findings: pa.Table
+    periods: tuple[str, ...] = ()
+    """Months whose output is wanted (empty: every month); output models compute only these."""
 
 
 class Backend(ABC):

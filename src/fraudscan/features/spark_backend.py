@@ -100,6 +100,7 @@ class SparkBackend(Backend):
 
     def prepare(self, inputs: BuildInputs) -> None:
         ws = inputs.workspace
+        self.periods = tuple(inputs.periods)
         for name, t in schema.TABLES.items():
             if ws.has_table(name):
                 df = self.spark.read.parquet(str(ws.table_path(name)))
@@ -128,7 +129,7 @@ class SparkBackend(Backend):
             self._arrow_df(table).createOrReplaceTempView(rel)
 
     def materialize(self, model: Model) -> None:
-        for rel, sql in model.steps():
+        for rel, sql in model.steps(getattr(self, "periods", ())):
             try:
                 df = self.spark.sql(to_spark_sql(sql))
             except Exception as e:  # pyspark raises its own AnalysisException family
