@@ -46,28 +46,44 @@ hist AS (
     WHERE date_diff('day', h.settle_day, pm.month_end) BETWEEN 0 AND 364
 ),
 
+per_facility AS (
+    -- one row per person, month and facility first: the windows below then count rows instead
+    -- of distinct values (a settlement is in a person-month's history at most once)
+    SELECT
+        person_id,
+        period,
+        facility_id,
+        sum(CASE WHEN age_days < 30 THEN 1 ELSE 0 END) AS n_30d,
+        sum(CASE WHEN age_days < 90 THEN 1 ELSE 0 END) AS n_90d,
+        count(*) AS n_365d,
+        min(age_days) AS min_age,
+        min(CASE WHEN at_pharmacy THEN age_days END) AS min_age_pharmacy,
+        sum(fund_paid) AS fund_paid
+    FROM hist
+    GROUP BY person_id, period, facility_id
+),
+
 usage AS (
     SELECT
         person_id,
         period,
-        CAST(count(DISTINCT CASE WHEN age_days < 30 THEN settlement_id END) AS BIGINT)
-            AS visits_30d,
-        CAST(count(DISTINCT CASE WHEN age_days < 90 THEN settlement_id END) AS BIGINT)
-            AS visits_90d,
-        CAST(count(DISTINCT settlement_id) AS BIGINT) AS visits_365d,
-        CAST(count(DISTINCT CASE WHEN age_days < 30 THEN facility_id END) AS BIGINT)
-            AS facilities_30d,
-        CAST(count(DISTINCT CASE WHEN age_days < 90 THEN facility_id END) AS BIGINT)
-            AS facilities_90d,
-        CAST(count(DISTINCT facility_id) AS BIGINT) AS facilities_365d,
-        CAST(count(DISTINCT CASE WHEN age_days < 30 AND at_pharmacy THEN facility_id END)
+        CAST(sum(n_30d) AS BIGINT) AS visits_30d,
+        CAST(sum(n_90d) AS BIGINT) AS visits_90d,
+        CAST(sum(n_365d) AS BIGINT) AS visits_365d,
+        CAST(sum(CASE WHEN facility_id IS NOT NULL AND min_age < 30 THEN 1 ELSE 0 END)
+            AS BIGINT) AS facilities_30d,
+        CAST(sum(CASE WHEN facility_id IS NOT NULL AND min_age < 90 THEN 1 ELSE 0 END)
+            AS BIGINT) AS facilities_90d,
+        CAST(sum(CASE WHEN facility_id IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT)
+            AS facilities_365d,
+        CAST(sum(CASE WHEN facility_id IS NOT NULL AND min_age_pharmacy < 30 THEN 1 ELSE 0 END)
             AS BIGINT) AS pharmacies_30d,
-        CAST(count(DISTINCT CASE WHEN age_days < 90 AND at_pharmacy THEN facility_id END)
+        CAST(sum(CASE WHEN facility_id IS NOT NULL AND min_age_pharmacy < 90 THEN 1 ELSE 0 END)
             AS BIGINT) AS pharmacies_90d,
-        CAST(count(DISTINCT CASE WHEN at_pharmacy THEN facility_id END) AS BIGINT)
-            AS pharmacies_365d,
+        CAST(sum(CASE WHEN facility_id IS NOT NULL AND min_age_pharmacy IS NOT NULL
+            THEN 1 ELSE 0 END) AS BIGINT) AS pharmacies_365d,
         sum(fund_paid) AS fund_365d
-    FROM hist
+    FROM per_facility
     GROUP BY person_id, period
 ),
 
@@ -75,9 +91,10 @@ supply AS (
     SELECT
         h.person_id,
         h.period,
-        sum(CASE WHEN h.age_days < 90 THEN l.drug_days_supply ELSE 0 END) AS days_supply_90d
+        sum(l.drug_days_supply) AS days_supply_90d
     FROM hist h
     JOIN stg_claim_lines l ON l.settlement_id = h.settlement_id
+    WHERE h.age_days < 90
     GROUP BY h.person_id, h.period
 ),
 
