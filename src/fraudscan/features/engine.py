@@ -92,8 +92,10 @@ class Model:
         output (the look-back months are still read by the staging models and the model body).
 
         A model with percentiles is computed once as ``<name>__raw``; its peer percentiles are
-        then ranked on a narrow projection (key, peers, values) and joined back, because window
-        operators copy every column they carry and output models are wide. Nulls are ranked
+        then ranked on a narrow projection (key, peer-group number, values) and joined back,
+        because window operators copy every column they carry and output models are wide; the
+        peer groups are numbered first (``<name>__peers``), so the windows partition and sort on
+        one integer instead of several text columns. Nulls are ranked
         apart (the null flag is in the partition) and stay null, so engines agree whatever their
         default null ordering.
         """
@@ -104,22 +106,30 @@ class Model:
         if not self.percentiles:
             return [(self.name, body)]
         raw = f"{self.name}__raw"
+        groups = f"{self.name}__peers"
         keys = [k for k in (self.key, "period") if k]
+        peers = ", ".join(self.peers)
+        group_sql = (
+            f"SELECT {peers}, row_number() OVER (ORDER BY {peers}) AS fs_g\n"
+            f"FROM (SELECT {peers} FROM {raw} GROUP BY {peers}) fs_d"
+        )
         exprs = []
         for c in self.percentiles:
-            part = ", ".join([*self.peers, f"({c} IS NULL)"])
             exprs.append(
-                f"CASE WHEN {c} IS NULL THEN NULL ELSE CAST(percent_rank() OVER ("
-                f"PARTITION BY {part} ORDER BY {c}) AS DOUBLE) END AS {c}{PCT_SUFFIX}"
+                f"CASE WHEN fs_r.{c} IS NULL THEN NULL ELSE CAST(percent_rank() OVER ("
+                f"PARTITION BY fs_g.fs_g, (fs_r.{c} IS NULL) ORDER BY fs_r.{c}) AS DOUBLE) END "
+                f"AS {c}{PCT_SUFFIX}"
             )
+        match = " AND ".join(f"fs_r.{p} IS NOT DISTINCT FROM fs_g.{p}" for p in self.peers)
         on = " AND ".join(f"fs_p.{k} = fs_m.{k}" for k in keys)
         pct_cols = ", ".join(f"fs_p.{c}{PCT_SUFFIX}" for c in self.percentiles)
         final = (
-            f"SELECT fs_m.*, {pct_cols}\nFROM {raw} fs_m\nJOIN (\n    SELECT {', '.join(keys)}, "
+            f"SELECT fs_m.*, {pct_cols}\nFROM {raw} fs_m\nJOIN (\n    SELECT "
+            + ", ".join(f"fs_r.{k}" for k in keys) + ",\n    "
             + ",\n    ".join(exprs)
-            + f"\n    FROM {raw}\n) fs_p ON {on}"
+            + f"\n    FROM {raw} fs_r\n    JOIN {groups} fs_g ON {match}\n) fs_p ON {on}"
         )
-        return [(raw, body), (self.name, final)]
+        return [(raw, body), (groups, group_sql), (self.name, final)]
 
 
 _HEADER_SIMPLE = re.compile(r"^--\s*(model|subject|key|doc|peers|percentile)\s*:\s*(.*)$")
