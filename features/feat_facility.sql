@@ -59,17 +59,45 @@ WITH base AS (
     GROUP BY facility_id, period
 ),
 
-mix AS (
+scanned AS (
+    SELECT DISTINCT line_id FROM trace_scans
+),
+
+fee AS (
+    -- one pass over the fee lines for the fee mix and trace coverage (and no dependency on
+    -- stg_claim_lines, which a facility-only build then never computes)
     SELECT
         s.facility_id,
         s.period,
-        sum(l.line_amount) AS line_amount,
-        sum(l.amt_drug) AS amt_drug,
-        sum(l.amt_lab + l.amt_imaging) AS amt_test,
-        sum(l.amt_consumable) AS amt_consumable
-    FROM stg_claim_lines l
+        sum(CAST(l.amount AS DOUBLE)) AS line_amount,
+        sum(CASE WHEN c.item_class IN ('western_drug', 'patent_tcm', 'herbal_piece')
+            THEN CAST(l.amount AS DOUBLE) ELSE 0 END) AS amt_drug,
+        sum(CASE WHEN c.item_class IN ('lab', 'imaging')
+            THEN CAST(l.amount AS DOUBLE) ELSE 0 END) AS amt_test,
+        sum(CASE WHEN c.item_class = 'consumable'
+            THEN CAST(l.amount AS DOUBLE) ELSE 0 END) AS amt_consumable,
+        sum(CASE WHEN c.item_class IN ('western_drug', 'patent_tcm', 'herbal_piece')
+            AND l.qty > 0 THEN 1 ELSE 0 END) AS n_drug_lines,
+        sum(CASE WHEN c.item_class IN ('western_drug', 'patent_tcm', 'herbal_piece')
+            AND l.qty > 0 AND sc.line_id IS NOT NULL THEN 1 ELSE 0 END) AS n_scanned
+    FROM fee_lines l
     JOIN stg_settlements s ON s.settlement_id = l.settlement_id
+    LEFT JOIN catalogue c ON c.item_code = l.item_code
+    LEFT JOIN scanned sc ON sc.line_id = l.line_id
     GROUP BY s.facility_id, s.period
+),
+
+mix AS (
+    SELECT facility_id, period, line_amount, amt_drug, amt_test, amt_consumable FROM fee
+),
+
+coverage AS (
+    SELECT
+        facility_id,
+        period,
+        CAST(n_scanned AS DOUBLE) / n_drug_lines AS trace_coverage
+    FROM fee
+    WHERE n_drug_lines > 0
 ),
 
 hits AS (
@@ -81,28 +109,6 @@ hits AS (
     FROM stg_rule_hits r
     JOIN stg_settlements s ON s.settlement_id = r.settlement_id
     GROUP BY s.facility_id, s.period
-),
-
-drug_lines AS (
-    SELECT l.line_id, s.facility_id, s.period
-    FROM fee_lines l
-    JOIN stg_settlements s ON s.settlement_id = l.settlement_id
-    JOIN catalogue c ON c.item_code = l.item_code
-    WHERE c.item_class IN ('western_drug', 'patent_tcm', 'herbal_piece') AND l.qty > 0
-),
-
-scanned AS (
-    SELECT DISTINCT line_id FROM trace_scans
-),
-
-coverage AS (
-    SELECT
-        d.facility_id,
-        d.period,
-        CAST(count(sc.line_id) AS DOUBLE) / count(*) AS trace_coverage
-    FROM drug_lines d
-    LEFT JOIN scanned sc ON sc.line_id = d.line_id
-    GROUP BY d.facility_id, d.period
 ),
 
 scans AS (
