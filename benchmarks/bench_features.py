@@ -53,15 +53,15 @@ def job_build(ws_path: str) -> dict:
     """Full DuckDB build of every subject, then the rebuild of the latest month alone."""
     from fraudscan.features import build
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     r = build(ws_path, full=True, register_views=False)
-    full_s = time.perf_counter() - t
+    full_s, full_cpu = time.perf_counter() - t, time.process_time() - c
     last = max(r.months_built)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     build(ws_path, months=[last], register_views=False)
-    month_s = time.perf_counter() - t
-    return {"full_s": full_s, "month_s": month_s, "months": len(r.months_built),
-            "rows": r.rows, "peak_mb": _peak_mb()}
+    month_s, month_cpu = time.perf_counter() - t, time.process_time() - c
+    return {"full_s": full_s, "full_cpu": full_cpu, "month_s": month_s, "month_cpu": month_cpu,
+            "months": len(r.months_built), "rows": r.rows, "peak_mb": _peak_mb()}
 
 
 def job_facility_fraudscan(ws_path: str, out: str) -> dict:
@@ -71,7 +71,7 @@ def job_facility_fraudscan(ws_path: str, out: str) -> dict:
     from fraudscan.features.build import _inputs, read_rule_findings
     from fraudscan.features.engine import get_backend, load_models, normalize
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     ws = Workspace(ws_path)
     models = load_models()
     by_name = {m.name: m for m in models}
@@ -94,9 +94,9 @@ def job_facility_fraudscan(ws_path: str, out: str) -> dict:
             if m.name in need:
                 engine.materialize(m)
         table = normalize(engine.fetch(by_name["feat_facility"], months))
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, time.process_time() - c
     table.to_pandas().to_parquet(out)
-    return {"seconds": secs, "peak_mb": _peak_mb(), "rows": table.num_rows}
+    return {"seconds": secs, "cpu": cpu, "peak_mb": _peak_mb(), "rows": table.num_rows}
 
 
 def pandas_facility(ws: Workspace) -> pd.DataFrame:
@@ -222,11 +222,11 @@ def pandas_facility(ws: Workspace) -> pd.DataFrame:
 
 
 def job_facility_pandas(ws_path: str, out: str) -> dict:
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     df = pandas_facility(Workspace(ws_path))
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, time.process_time() - c
     df.to_parquet(out)
-    return {"seconds": secs, "peak_mb": _peak_mb(), "rows": len(df)}
+    return {"seconds": secs, "cpu": cpu, "peak_mb": _peak_mb(), "rows": len(df)}
 
 
 def _run(job: str, *args: str) -> dict:
@@ -297,6 +297,7 @@ def main() -> None:
     for n in [int(x) for x in args.persons.split(",")]:
         ws, gen_s = world(workdir, n, args.seed)
         counts = ws.row_counts()
+        load0 = os.getloadavg()[0]
         b = _run("job_build", str(ws.path))
         fs_out, pd_out = str(workdir / f"fac-fs-{n}.parquet"), str(workdir / f"fac-pd-{n}.parquet")
         f = _run("job_facility_fraudscan", str(ws.path), fs_out)
@@ -305,6 +306,8 @@ def main() -> None:
         row = {"persons": n, "settlements": counts["settlements"],
                "fee_lines": counts.get("fee_lines", 0), "generate_s": gen_s, **b,
                "facility_fs_s": f["seconds"], "facility_pd_s": p["seconds"],
+               "facility_fs_cpu": f["cpu"], "facility_pd_cpu": p["cpu"],
+               "load": (load0, os.getloadavg()[0]),
                "facility_pd_peak_mb": p["peak_mb"], "facility_fs_peak_mb": f["peak_mb"],
                "compared_columns": ncols}
         rows.append(row)
@@ -327,16 +330,23 @@ def render(rows: list[dict]) -> str:
         "are also computed the obvious pandas way (read Parquet, groupby/merge; same columns and",
         "peer percentiles) and asserted equal to fraudscan's before the ratio is taken.",
         "",
+        "Times are wall / CPU seconds (CPU: user + system of the measuring process, all its",
+        "threads); the load column is the 1-minute load average before and after the row.",
+        "",
         "| persons | settlements | fee lines | full build s | one month s | peak MB | "
-        "facility: fraudscan s | facility: pandas s | ratio | pandas peak MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "facility: fraudscan s | facility: pandas s | ratio wall / CPU | pandas peak MB | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['persons']:,} | {r['settlements']:,} | {r['fee_lines']:,} | "
-            f"{r['full_s']:.1f} | {r['month_s']:.1f} | {r['peak_mb']:,.0f} | "
-            f"{r['facility_fs_s']:.1f} | {r['facility_pd_s']:.1f} | "
-            f"{r['facility_pd_s'] / r['facility_fs_s']:.1f}× | {r['facility_pd_peak_mb']:,.0f} |"
+            f"{r['full_s']:.1f} / {r['full_cpu']:.1f} | {r['month_s']:.1f} / "
+            f"{r['month_cpu']:.1f} | {r['peak_mb']:,.0f} | "
+            f"{r['facility_fs_s']:.1f} / {r['facility_fs_cpu']:.1f} | "
+            f"{r['facility_pd_s']:.1f} / {r['facility_pd_cpu']:.1f} | "
+            f"{r['facility_pd_s'] / r['facility_fs_s']:.1f}× / "
+            f"{r['facility_pd_cpu'] / r['facility_fs_cpu']:.1f}× | "
+            f"{r['facility_pd_peak_mb']:,.0f} | {r['load'][0]:.1f}–{r['load'][1]:.1f} |"
         )
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
