@@ -297,19 +297,19 @@ per_detector.sort_values("leads", ascending=False)
 quality = leads.evaluate(ws)      # recall and precision against the injected labels
 quality
 '''),
-    md("## One facility against its peers\n\nThe hospital with the most lead money; peers are facilities of the same type and level."),
+    md("## One facility against its peers\n\nThe hospital with the most lead money. The bands show every facility of its type (a small city has few of each level); the `_pct` features further down compare within type, level and district, as `features.build` does."),
     code('''
 hospitals = fac.loc[~fac["facility_type"].str.contains("pharmacy"), "facility_id"]
 fid = found[found["facility_id"].isin(hospitals)].groupby("facility_id")["amount"].sum().idxmax()
 me = fac[fac["facility_id"] == fid].sort_values("period")
 ftype, level = me["facility_type"].iloc[0], me["facility_level"].iloc[0]
-peers = fac[(fac["facility_type"] == ftype) & (fac["facility_level"] == level)]
+peers = fac[fac["facility_type"] == ftype]
 print(fid, ftype, "level", level, "|", peers["facility_id"].nunique(), "peer facilities")
 found[found["facility_id"] == fid][["detector", "period", "score", "amount", "evidence"]].head(10)
 '''),
     code('''
 metrics = ["avg_los", "bed_occupancy", "cost_per_visit", "drug_share", "findings_per_100",
-           "readmission_31d_rate"]
+           "fund_paid"]
 band = peers.groupby("period")[metrics].quantile([0.1, 0.5, 0.9]).unstack()
 fig, axes = plt.subplots(2, 3, figsize=(13, 6), sharex=True)
 for ax, m in zip(axes.flat, metrics, strict=True):
@@ -332,7 +332,7 @@ im = ax.imshow(heat.to_numpy(dtype=float), aspect="auto", cmap="RdYlGn_r", vmin=
 ax.set_yticks(range(len(heat)), [c.removesuffix("_pct") for c in heat.index])
 ax.set_xticks(range(heat.shape[1]), heat.columns, rotation=90)
 fig.colorbar(im, label="percentile among peers")
-ax.set_title(f"{fid}: percentile among {ftype} L{level} peers")
+ax.set_title(f"{fid}: percentile among {ftype} level-{level} peers in its district")
 plt.tight_layout()
 plt.show()
 heat.mean(axis=1).sort_values(ascending=False).head(8).rename("mean percentile").to_frame()
@@ -374,8 +374,9 @@ import networkx as nx
 ring_id = rings["ring_id"].iloc[0]
 G = graph.ring_graph(ws, ring_id)
 print(G)
-COLORS = {"organiser": "tab:red", "patient": "tab:orange", "doctor": "tab:blue",
-          "facility": "tab:green", "pharmacy": "tab:purple", "group": "tab:gray"}
+COLORS = {"organiser": "tab:red", "recruiter": "tab:pink", "hub": "tab:brown",
+          "patient": "tab:orange", "doctor": "tab:blue", "facility": "tab:green",
+          "pharmacy": "tab:purple", "group": "tab:gray"}
 roles = nx.get_node_attributes(G, "role")
 pos = nx.spring_layout(G, seed=1, weight="weight")
 fig, ax = plt.subplots(figsize=(9, 7))
@@ -387,8 +388,10 @@ for role, color in COLORS.items():
                            node_size=[80 + 10 * G.nodes[n]["degree"] for n in nodes])
 other = [n for n, r in roles.items() if r not in COLORS]
 nx.draw_networkx_nodes(G, pos, nodelist=other, node_color="black", ax=ax, label="other")
-nx.draw_networkx_labels(G, pos, {n: G.nodes[n]["node_id"] for n in G
-                                 if roles.get(n) != "patient"}, font_size=8, ax=ax)
+# ids for everyone but patients (group nodes are villages/units named in Chinese: show the kind)
+names = {n: G.nodes[n]["node_id"] if G.nodes[n]["node_id"].isascii() else G.nodes[n]["node_type"]
+         for n in G if roles.get(n) != "patient"}
+nx.draw_networkx_labels(G, pos, names, font_size=8, ax=ax)
 ax.legend(scatterpoints=1, fontsize=8)
 ax.set_title(f"ring {ring_id} (score {rings['score'].iloc[0]:.2f})")
 ax.axis("off")
@@ -427,10 +430,12 @@ temporary directory, so nothing is written to the repository's `mlflow/`.
 """),
     code(SETUP.format(tag="nb05")),
     code('''
+import logging
 import os
 
 import mlflow
 
+logging.getLogger("mlflow").setLevel(logging.ERROR)   # keep the notebook readable
 URI = f"sqlite:///{TMP / 'mlflow.db'}"
 os.environ["MLFLOW_TRACKING_URI"] = URI       # also for anything that reads the environment
 mlflow.set_tracking_uri(URI)
@@ -444,6 +449,8 @@ from fraudscan.models import train_all
 
 LIGHT = {s: {"n_estimators": 40} for s in ("claim", "facility", "person", "staff", "ring")}
 res = train_all(ws, n_splits=3, hyper=LIGHT, seed=0, tracking_uri=URI)
+# MLflow logging in train_all switches matplotlib to the Agg backend; back to inline plots
+%matplotlib inline
 print(res.summary())
 '''),
     code('''
@@ -471,7 +478,13 @@ pd.Series(run.data.params).head(20)
 pd.Series(run.data.metrics).sort_index().head(30)
 '''),
     code('''
-arts = [a.path for a in client.list_artifacts(run.info.run_id)]
+def walk(path=None):
+    """Every artifact file of the run (list_artifacts lists one directory)."""
+    for a in client.list_artifacts(run.info.run_id, path):
+        yield from walk(a.path) if a.is_dir else [a.path]
+
+
+arts = list(walk())
 print(arts)
 pngs = [p for p in arts if p.endswith(".png")]
 if pngs:
@@ -492,6 +505,7 @@ for rm in client.search_registered_models():
     code('''
 res2 = train_all(ws, ["person"], n_splits=3, seed=7,
                  hyper={"person": {"n_estimators": 120, "num_leaves": 31}}, tracking_uri=URI)
+%matplotlib inline
 ids = [res.runs["person"]["run_id"], res2.runs["person"]["run_id"]]
 runs = mlflow.search_runs(experiment_names=["fraudscan"])   # the store set above
 runs = runs[runs["run_id"].isin(ids)].set_index("run_id").loc[ids]
@@ -567,11 +581,21 @@ reasons = explain_rows(ws, "facility", [fid], top=5)[fid]
 pd.DataFrame([r.__dict__ for r in reasons])[["feature", "value", "peer_p95", "contribution",
                                               "zh", "en"]]
 '''),
-    md("## Its grade and grade history\n\nGrading two quarters appends both to the history; the reason says why the tier moved or was held."),
+    md("""
+## Its grade and grade history
+
+Grading appends each quarter to the history. The grade is computed from everything the workspace
+holds, so two quarters of the same data grade alike; what moves a tier here is an inspection:
+after 2025Q3 an inspector confirms fraud at the facility (`fraudscan.outcomes.record_outcome`),
+and the 2025Q4 grade overrides it to red, saying why.
+"""),
     code('''
 from fraudscan.grading import grade, read_history
+from fraudscan.outcomes import record_outcome
 
 g3 = grade(ws, "2025Q3")
+record_outcome(ws, "facility", fid, "confirmed", amount=12_000, on="2025-11-20",
+               note="notebook example: on-site inspection confirmed bed overuse")
 g4 = grade(ws, "2025Q4")
 g4.counts
 '''),
