@@ -739,6 +739,8 @@ def main() -> None:
         nb = new_notebook(cells=cells, metadata={
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"}})
+        for i, cell in enumerate(nb.cells):   # stable ids: rebuilding changes only what changed
+            cell.id = f"c{i:02d}"
         nbformat.validate(nb)
         path = HERE / f"{name}.ipynb"
         nbformat.write(nb, path)
