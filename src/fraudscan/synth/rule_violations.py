@@ -118,11 +118,14 @@ class _Injector:
             pd.to_datetime(c["valid_from"]).dt.date,
             [None if pd.isna(v) else pd.Timestamp(v).date() for v in c["valid_to"]],
             strict=True), strict=True))
+        self._pool()
+        # the checker only ever sees claims of pooled persons: register just those
+        per = self.t["persons"]
         self.registry = StateStore(":memory:")
-        self.registry.load_registries(self.t["persons"], self.t["staff"])
+        self.registry.load_registries(per[per["person_id"].isin(list(self.P_by_person))],
+                                      self.t["staff"])
         self.checker = Checker(self.rules, self.cat, facility_index(self.t["facilities"]),
                                self.registry)
-        self._pool()
 
     # -- setup ------------------------------------------------------------------------------
     def _append_catalogue(self) -> None:
@@ -209,6 +212,7 @@ class _Injector:
         P["n_lines"] = P["sid"].map(fl["settlement_id"].value_counts()).fillna(0).astype(int)
         self.P = P
         self.P_sid = P["sid"].to_numpy()
+        self.P_pos = {s: i for i, s in enumerate(self.P_sid.tolist())}
         self.P_by_person = P.groupby("pid", sort=False).indices
         self.claims: dict[str, Claim] = {c.settlement_id: c for c in claims_from_tables(
             t, list(self.P_sid))}
@@ -252,9 +256,16 @@ class _Injector:
         return lo <= ln.service_date and (hi is None or ln.service_date <= hi)
 
     def _free(self) -> np.ndarray:
-        P = self.P
-        return ~(P["sid"].isin(self.used).to_numpy() | P["pid"].isin(self.used_persons)
-                 .to_numpy())
+        """Pool rows whose claim and person are still unused (a loop over the few used ids,
+        not over the pool)."""
+        m = np.ones(len(self.P), dtype=bool)
+        pos = self.P_pos
+        m[[pos[s] for s in self.used if s in pos]] = False
+        for p in self.used_persons:
+            ix = self.P_by_person.get(p)
+            if ix is not None:
+                m[ix] = False
+        return m
 
     def _candidates(self, mask: Any = None) -> list[str]:
         """Ids of the unused candidate claims (in admission order) where ``mask`` (a boolean
@@ -519,7 +530,11 @@ class _Injector:
 
     def r40_trace(self, rule: Rule) -> int:
         sc = self.t["trace_scans"]
-        fl = self.t["fee_lines"][["line_id", "settlement_id", "qty"]]
+        # a random sample of the scans is enough to draw from (200 tries at most)
+        keep = np.sort(self.rng.permutation(len(sc))[:5000])
+        sc = sc.iloc[keep]
+        fl = self.t["fee_lines"]
+        fl = fl.loc[fl["line_id"].isin(set(sc["line_id"])), ["line_id", "settlement_id", "qty"]]
         sc = sc.merge(fl, on="line_id")
         sc = sc[sc["qty"] > 0]
         s = self.t["settlements"].set_index("settlement_id")["admission_time"]
