@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 _SUBMODULES = ("schema", "rules", "features", "leads", "graph", "synth", "importers",
-               "validation")
+               "validation", "models", "grading", "suspects", "outcomes", "summary")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
 

@@ -88,7 +88,8 @@ def run_demo(
     step("leads", "running the screening models", lambda: leads.run(ws))
     step("graph", "finding collusion rings", lambda: graph.build(ws))
     step("train", "training the 3+1 models (tracked in MLflow)",
-         lambda: train_all(ws, tracking_uri=tracking_uri, n_jobs=n_jobs, seed=seed))
+         lambda: train_all(ws, tracking_uri=tracking_uri, n_jobs=n_jobs, seed=seed,
+                           n_splits=3))
     step("grade", "grading facilities", lambda: grade(ws))
     step("suspects", "ranking suspects",
          lambda: {k: suspects(ws, k, top=top) for k in ("facility", "staff", "person", "ring")})

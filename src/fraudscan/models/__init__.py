@@ -232,17 +232,16 @@ def _log(subject: str, model: HybridRiskModel, fr: SubjectFrame, m: Mapping[str,
 
     figures, tables = {}, {}
     if m:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # a bare Figure draws without pyplot, so the caller's backend (e.g. a notebook's) stays
+        from matplotlib.figure import Figure
         from sklearn.metrics import precision_recall_curve
 
         y = fr.y
         if oof is not None:
             ok = ~np.isnan(y) & ~np.isnan(oof)
             p, r, _ = precision_recall_curve(y[ok].astype(int), oof[ok])
-            fig, ax = plt.subplots(figsize=(4, 3))
+            fig = Figure(figsize=(4, 3))
+            ax = fig.subplots()
             ax.plot(r, p)
             ax.set_xlabel("recall")
             ax.set_ylabel("precision")
@@ -258,10 +257,6 @@ def _log(subject: str, model: HybridRiskModel, fr: SubjectFrame, m: Mapping[str,
                         metrics=m,
                         features=list(fr.X.columns), fingerprint=fingerprint,
                         figures=figures, tables=tables, register=register, uri=uri)
-    for f in figures.values():
-        import matplotlib.pyplot as plt
-
-        plt.close(f)
     return info
 
 
