@@ -25,8 +25,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate a synthetic city and run the whole pipeline: rules, features, screening
         models, rings, the 3+1 models (MLflow), facility grades and ranked suspects."""
+        import logging
+        import warnings
+
         from fraudscan.pipeline import run_demo
 
+        # MLflow and scikit-learn chatter (pickle-format advice, pip resolution) is not for
+        # the person running the demo; the runs themselves are logged in full.
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", category=UserWarning)
         res = run_demo(out, persons=persons, seed=seed, top=top,
                        log=lambda s: console.print(s, highlight=False))
         show(res, lang=lang)
