@@ -325,7 +325,8 @@ def render(rows: list[dict]) -> str:
         f"{platform.python_version()}, DuckDB backend, synthetic worlds "
         "(`fraudscan.synth.generate`, 12 months). *Full build*: every subject and month from",
         "scratch (`features build --full`); *one month*: rebuilding the latest month alone (what",
-        "an incremental build does when a month arrives; it reads the 12 months before it). Peak",
+        "an incremental build does when a month arrives; its staging reads the 12 months before",
+        "it, its output models compute that month only). Peak",
         "memory is the resident peak of the process that ran the build. The facility features",
         "are also computed the obvious pandas way (read Parquet, groupby/merge; same columns and",
         "peer percentiles) and asserted equal to fraudscan's before the ratio is taken.",
