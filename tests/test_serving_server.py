@@ -112,7 +112,10 @@ def test_kill_restart_swap(world):
         uri = tracking_uri(ws.path)
         cl = MlflowClient(tracking_uri=uri, registry_uri=uri)
         v1 = cl.get_model_version_by_alias("fraudscan-claim", "champion")
-        v2 = cl.create_model_version("fraudscan-claim", v1.source, run_id=v1.run_id)
+        from fraudscan.models.tracking import scoped
+
+        with scoped(uri):  # the registry resolves the logged model through the global URI
+            v2 = cl.create_model_version("fraudscan-claim", v1.source, run_id=v1.run_id)
         versions: list[str] = []
         errors: list[int] = []
         done = threading.Event()

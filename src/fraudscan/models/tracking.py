@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,26 @@ def tracking_uri(uri: str | None = None) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{store_dir() / 'mlflow.db'}"
+
+
+@contextmanager
+def scoped(uri: str | None = None) -> Iterator[str]:
+    """Point MLflow at the store for one operation, then put things back as they were.
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment, so
+    without this one training run would redirect every later MLflow call of the process (and
+    of its subprocesses, such as a service started afterwards) to its store.
+    """
+    import mlflow
+
+    had_env = "MLFLOW_TRACKING_URI" in os.environ
+    before = mlflow.get_tracking_uri() if had_env else None
+    try:
+        yield configure(uri)
+    finally:
+        mlflow.set_tracking_uri(before)
+        if not had_env:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 def configure(uri: str | None = None) -> str:
@@ -92,8 +113,7 @@ def log_training(subject: str, model: HybridRiskModel, *, params: Mapping[str, A
     import mlflow
     import mlflow.sklearn
 
-    configure(uri)
-    with mlflow.start_run(run_name=f"{subject}-model") as run:
+    with scoped(uri), mlflow.start_run(run_name=f"{subject}-model") as run:
         mlflow.set_tags({"subject": subject, "data_fingerprint": fingerprint})
         mlflow.log_params({k: (json.dumps(v) if isinstance(v, list | dict) else v)
                            for k, v in params.items()})
@@ -126,8 +146,8 @@ def load_champion(subject: str, uri: str | None = None) -> HybridRiskModel:
     import mlflow
     import mlflow.sklearn
 
-    mlflow.set_tracking_uri(tracking_uri(uri))
-    return mlflow.sklearn.load_model(f"models:/{model_name(subject)}@{ALIAS}")
+    with scoped(tracking_uri(uri)):
+        return mlflow.sklearn.load_model(f"models:/{model_name(subject)}@{ALIAS}")
 
 
 def load_champion_booster(subject: str, uri: str | None = None):  # -> lgb.Booster | None

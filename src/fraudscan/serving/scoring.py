@@ -157,9 +157,10 @@ def load_champion(workspace: str | os.PathLike[str], catalogue: dict | None = No
     version = f"{name}/{mv.version}"
     if version == known_version:
         raise Unchanged
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
+    from fraudscan.models.tracking import scoped
+
+    with scoped(uri):  # no process-wide MLflow state left behind (in-process apps, tests)
+        model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
     return ChampionScorer(model, version, catalogue)
 
 
