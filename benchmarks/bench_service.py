@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fraudscan.serving.demo import wait_ready
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,22 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_up(port: int, timeout: float = 120.0) -> None:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/v1/ready")
-            r = c.getresponse()
-            r.read()
-            if r.status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"server on {port} did not become ready")
 
 
 def start_fraudscan(ws: Path, port: int, workers: int = 2) -> subprocess.Popen:
@@ -272,7 +258,7 @@ def main() -> None:
         port = free_port()
         srv = start_fraudscan(ws, port)
         try:
-            wait_up(port)
+            wait_ready(port)
             print("warming state ...", file=sys.stderr)
             out["batch"] = warm_state(port, token, ws)
             print(json.dumps(out["batch"]), file=sys.stderr)
@@ -299,7 +285,7 @@ def main() -> None:
         port2 = free_port()
         bare = start_bare(ws, port2)
         try:
-            wait_up(port2)
+            wait_ready(port2)
             out["bare_starlette"] = [load(port2, token, body, k, args.seconds, pid=bare.pid)
                                      for k in (1, 4, 8)]
             for r in out["bare_starlette"]:

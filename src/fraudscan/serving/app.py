@@ -420,7 +420,8 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
                        " no claim of this batch was checked")
         return Response(out.model_dump_json(), media_type="application/json")
 
-    async def settle(request: Request, s: Service) -> Response:
+    async def record_claims(request: Request, s: Service, action: str, key: str) -> Response:
+        """Parse a check request and record each claim in the cross-claim state."""
         s.principal(request, "check")
         params(request, set())
         body = await read_body(request, MAX_CHECK_BYTES)
@@ -428,26 +429,20 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
         s.scorer.state.sync()
         from fraudscan.rules.claim import claims_from_request
 
+        record = getattr(s.scorer.engine, action)
         ids = []
         for _, _, c in claims_from_request(req):
-            s.scorer.engine.settle(c)
+            record(c)
             ids.append(c.settlement_id)
-        return JSONResponse({"settled": ids})
+        return JSONResponse({key: ids})
+
+    async def settle(request: Request, s: Service) -> Response:
+        """Record settled claims (open stays, trace codes, usage) in the cross-claim state."""
+        return await record_claims(request, s, "settle", "settled")
 
     async def admit(request: Request, s: Service) -> Response:
         """Register open stays at admission (before settlement) in the cross-claim state."""
-        s.principal(request, "check")
-        params(request, set())
-        body = await read_body(request, MAX_CHECK_BYTES)
-        req = s.scorer.parse(body)
-        s.scorer.state.sync()
-        from fraudscan.rules.claim import claims_from_request
-
-        ids = []
-        for _, _, c in claims_from_request(req):
-            s.scorer.engine.admit(c)
-            ids.append(c.settlement_id)
-        return JSONResponse({"admitted": ids})
+        return await record_claims(request, s, "admit", "admitted")
 
     # -- health ---------------------------------------------------------------------------------
     async def health(request: Request) -> Response:
