@@ -28,10 +28,12 @@ def register(app: typer.Typer) -> None:
         import logging
         import warnings
 
-        from fraudscan.pipeline import run_demo
-
         # MLflow and scikit-learn chatter (pickle-format advice, pip resolution) is not for
         # the person running the demo; the runs themselves are logged in full.
+        import mlflow  # noqa: F401  (configures its loggers on import; quieten them after)
+
+        from fraudscan.pipeline import run_demo
+
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", category=UserWarning)
         res = run_demo(out, persons=persons, seed=seed, top=top,
