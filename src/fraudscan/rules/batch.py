@@ -100,10 +100,12 @@ def _cond(where: str, amount: str = "amount") -> tuple[str, str]:
 
 
 def _claim_select(r: Rule, src: str, where: str, amount: str = "s.total_amount") -> str:
+    """A settlement-level check over ``_rs_s s`` (settlement, person and facility columns
+    joined once, integer keys ``sk`` and ``pk``) rather than re-reading the source tables."""
     return (f"SELECT {_head(r)}, s.settlement_id, NULL, s.person_id, s.facility_id, "
-            f"s.attending_staff_id, CAST(s.admission_time AS DATE), round({amount}, 2), "
+            f"s.attending_staff_id, s.adm_d, round({amount}, 2), "
             f"{_q(r.message)} FROM {src} WHERE "
-            f"{_period(r, 'CAST(s.admission_time AS DATE)')} AND ({where})")
+            f"{_period(r, 's.adm_d')} AND ({where})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,10 +157,10 @@ def cond_item_care_mode(r: Rule) -> tuple[str, str]:
 def sql_item_indication(r: Rule) -> str:
     base = (f"qty > 0 AND {_period(r, 'd')} AND {_classes(r)} AND ind_l IS NOT NULL "
             "AND NOT appr")
-    src = (f"(SELECT * FROM {_LCL} WHERE {base} AND line_id NOT IN ("
-           f"SELECT DISTINCT x.line_id FROM (SELECT line_id, settlement_id, unnest(ind_l) AS p "
-           f"FROM {_LCL} WHERE {base}) x JOIN _rs_dx dx ON dx.settlement_id = x.settlement_id "
-           "AND starts_with(dx.code, x.p)))")
+    cand = f"(SELECT * FROM {_LKL} WHERE {base})"
+    ok = (f"SELECT DISTINCT x.line_id FROM (SELECT line_id, sk, unnest(ind_l) AS p FROM {cand}) "
+          "x JOIN _rs_dx dx ON dx.sk = x.sk AND starts_with(dx.code, x.p)")
+    src = f"(SELECT * FROM (SELECT * FROM {cand} WHERE line_id NOT IN ({ok})) JOIN {_S} USING (sk))"
     return _line_select(r, src, "true")
 
 def cond_item_department(r: Rule) -> tuple[str, str]:
@@ -181,20 +183,22 @@ def cond_item_qty_per_day(r: Rule) -> tuple[str, str]:
 def sql_item_frequency(r: Rule) -> str:
     dc = f"item_class IN {_list(r.params['day_classes'])}"
     sc = f"item_class IN {_list(r.params['stay_classes'])}"
+    dayc = f"max_qty_per_day IS NOT NULL AND {dc}"
+    stayc = f"max_per_stay IS NOT NULL AND {sc}"
     day = (f"SELECT sk, item_code, d, (sum(qty) - any_value(max_qty_per_day)) / "
-           f"sum(qty) AS f_day FROM {_LC} WHERE max_qty_per_day IS NOT NULL AND {dc} "
+           f"sum(qty) AS f_day FROM {_LK} WHERE {dayc} "
            f"GROUP BY ALL HAVING sum(qty) > any_value(max_qty_per_day) + {EPS}")
     stay = (f"SELECT sk, item_code, (sum(qty) - any_value(max_per_stay)) / "
-            f"sum(qty) AS f_stay FROM {_LC} WHERE max_per_stay IS NOT NULL AND {sc} "
+            f"sum(qty) AS f_stay FROM {_LK} WHERE {stayc} "
             f"GROUP BY ALL HAVING sum(qty) > any_value(max_per_stay) + {EPS}")
-    keys = (f"SELECT DISTINCT sk, item_code FROM ({day}) UNION "
-            f"SELECT sk, item_code FROM ({stay})")
-    src = (f"(SELECT lc.*, coalesce(a.f_day, 0) AS f_day, coalesce(b.f_stay, 0) AS f_stay "
-           f"FROM (SELECT * FROM {_LC} WHERE (sk, item_code) IN ({keys})) lc "
-           f"LEFT JOIN ({day}) a ON a.sk = lc.sk AND "
-           "a.item_code = lc.item_code AND a.d = lc.d "
-           f"LEFT JOIN ({stay}) b ON b.sk = lc.sk AND "
-           "b.item_code = lc.item_code)")
+    # lines and groups from the line + catalogue columns only; the settlement columns are
+    # joined to the few violating lines
+    hit = (f"SELECT lc.*, coalesce(a.f_day, 0) AS f_day, coalesce(b.f_stay, 0) AS f_stay "
+           f"FROM (SELECT * FROM {_LK} WHERE qty > 0 AND (({dayc}) OR ({stayc}))) lc "
+           f"LEFT JOIN ({day}) a ON a.sk = lc.sk AND a.item_code = lc.item_code AND a.d = lc.d "
+           f"LEFT JOIN ({stay}) b ON b.sk = lc.sk AND b.item_code = lc.item_code "
+           "WHERE a.f_day IS NOT NULL OR b.f_stay IS NOT NULL")
+    src = f"(SELECT * FROM ({hit}) JOIN {_S} USING (sk))"
     return _line_select(r, src, "greatest(f_day, f_stay) > 0",
                         "amount * greatest(f_day, f_stay)")
 
@@ -208,7 +212,7 @@ def cond_item_price_cap(r: Rule) -> tuple[str, str]:
 def sql_item_course(r: Rule) -> str:
     # first use among this claim and the claims before it (admission time, settlement id):
     # what the single-claim path knows when it judges the claim
-    src = (f"(SELECT *, min(d) OVER (PARTITION BY person_id, item_code ORDER BY adm_ts, "
+    src = (f"(SELECT *, min(d) OVER (PARTITION BY pk, item_code ORDER BY adm_ts, "
            f"settlement_id) AS first_d FROM {_LC} WHERE course_days IS NOT NULL AND qty > 0)")
     return _line_select(r, src, f"{_classes(r)} AND date_diff('day', first_d, d) >= course_days")
 
@@ -217,7 +221,7 @@ def sql_item_period(r: Rule, periods: Sequence[int] = ()) -> str:
     # before it (admission time, settlement id), as the single-claim path counts it
     pl = f"(SELECT * FROM {_LC} WHERE period_days IS NOT NULL AND max_per_period IS NOT NULL)"
     src = (f"(SELECT a.*, sum(b.qty) AS win FROM (SELECT * FROM {pl} WHERE qty > 0 AND "
-           f"{_classes(r)}) a JOIN {pl} b ON b.person_id = a.person_id AND "
+           f"{_classes(r)}) a JOIN {pl} b ON b.pk = a.pk AND "
            "b.item_code = a.item_code AND b.d BETWEEN a.d - CAST(a.period_days - 1 AS INTEGER) "
            "AND a.d AND (b.adm_ts < a.adm_ts OR (b.adm_ts = a.adm_ts AND "
            "b.settlement_id <= a.settlement_id)) GROUP BY ALL)")
@@ -227,9 +231,10 @@ def sql_item_trace_missing(r: Rule) -> str:
     # "scanned" only for the lines that must be traced (an anti-join of those few lines
     # with trace_scans, not a mark join of every line)
     mts = r.params.get("medical_types")
-    scope = f" AND medical_type IN {_list(mts)}" if mts is not None else ""
-    src = (f"(SELECT * FROM {_LC} WHERE trace_required AND qty > 0{scope} AND line_id NOT IN "
-           "(SELECT line_id FROM trace_scans WHERE line_id IS NOT NULL))")
+    scope = f"medical_type IN {_list(mts)}" if mts is not None else "true"
+    src = (f"(SELECT * FROM (SELECT * FROM {_LK} WHERE trace_required AND qty > 0 AND "
+           f"{_classes(r)} AND line_id NOT IN (SELECT line_id FROM trace_scans WHERE line_id IS "
+           f"NOT NULL)) JOIN {_S} USING (sk) WHERE {scope})")
     return _line_select(r, src, _classes(r))
 
 
@@ -307,16 +312,17 @@ def sql_companion_missing(r: Rule) -> str:
 def sql_duplicate_drug(r: Rule) -> str:
     excl = r.params.get("excluded_medical_types", [])
     grace = int(r.params.get("grace_days", 0))
-    base = (f"(SELECT * FROM {_LC} WHERE qty > 0 AND drug_group IS NOT NULL AND item_class IN "
-            f"{_list(schema.DRUG_CLASSES)} AND medical_type NOT IN {_list(excl)})")
-    same_day = (f"SELECT sk, d, drug_group FROM {base} GROUP BY ALL "
+    base = (f"(SELECT * FROM (SELECT * FROM {_LK} WHERE qty > 0 AND drug_group IS NOT NULL AND "
+            f"item_class IN {_list(schema.DRUG_CLASSES)}) JOIN {_S} USING (sk) WHERE "
+            f"medical_type NOT IN {_list(excl)})")
+    same_day = ("SELECT sk, d, drug_group FROM base GROUP BY ALL "
                 "HAVING count(DISTINCT item_code) > 1")
     supply = ("SELECT line_id FROM (SELECT line_id, d, max(d + CAST(days_supply AS INTEGER)) "
-              "OVER (PARTITION BY person_id, item_code ORDER BY d, adm_ts, settlement_id, "
+              "OVER (PARTITION BY pk, item_code ORDER BY d, adm_ts, settlement_id, "
               "line_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end "
-              f"FROM {base} WHERE days_supply > 0) WHERE prev_end - {grace} > d")
-    src = (f"(SELECT * FROM {base} WHERE (sk, d, drug_group) IN ({same_day}) OR "
-           f"line_id IN ({supply}))")
+              f"FROM base WHERE days_supply > 0) WHERE prev_end - {grace} > d")
+    src = (f"(WITH base AS MATERIALIZED {base} SELECT * FROM base WHERE (sk, d, drug_group) IN "
+           f"({same_day}) OR line_id IN ({supply}))")
     return _line_select(r, src, "true")
 
 def cond_fee_outside_stay(r: Rule) -> tuple[str, str]:
@@ -347,96 +353,97 @@ def sql_second_line(r: Rule) -> str:
 
 
 def sql_trace_reused(r: Rule) -> str:
+    # codes on two or more lines (min <> max: no distinct count), then the sales of each code
+    # after its first in (admission time, settlement id, line id) order
     dup = ("SELECT trace_code FROM trace_scans WHERE trace_code IS NOT NULL GROUP BY 1 "
-           "HAVING count(DISTINCT line_id) > 1")
-    src = ("(SELECT * FROM _rs_lc WHERE line_id IN (SELECT line_id FROM (SELECT line_id, "
-           "row_number() OVER (PARTITION BY trace_code ORDER BY adm_ts, settlement_id, line_id) "
-           "AS rn FROM (SELECT DISTINCT t.trace_code, lc.line_id, lc.settlement_id, lc.adm_ts "
-           f"FROM (SELECT * FROM trace_scans WHERE trace_code IN ({dup})) t "
-           "JOIN _rs_lc lc ON lc.line_id = t.line_id WHERE lc.qty > 0)) WHERE rn > 1))")
+           "HAVING min(line_id) <> max(line_id)")
+    later = ("SELECT line_id FROM (SELECT line_id, row_number() OVER (PARTITION BY trace_code "
+             "ORDER BY adm_ts, settlement_id, line_id) AS rn FROM (SELECT DISTINCT t.trace_code, "
+             "lc.line_id, s.settlement_id, s.adm_ts FROM (SELECT trace_code, line_id FROM "
+             f"trace_scans WHERE trace_code IN ({dup})) t JOIN _rs_lc lc ON lc.line_id = "
+             "t.line_id JOIN _rs_s s ON s.sk = lc.sk WHERE lc.qty > 0)) WHERE rn > 1")
+    src = (f"(SELECT * FROM (SELECT * FROM _rs_lc WHERE line_id IN ({later})) JOIN {_S} "
+           "USING (sk))")
     return _line_select(r, src, "true")
 
 def _prefix_claims(r: Rule, codes_sql: str, cond: str, cols: Sequence[str],
                    rows: list[tuple[object, ...]]) -> str:
     """Claims with a code starting with a knowledge prefix (an equality join per prefix
-    length, so no nested-loop join over all diagnoses)."""
+    length, so no nested-loop join over all diagnoses); ``cond`` reads the knowledge row as
+    ``h`` and the claim's settlement / person columns as ``s2``."""
     k = _values(rows, cols)
     lens = sorted({len(str(row[cols.index("prefix")])) for row in rows})
     hits = " UNION ALL ".join(
-        f"SELECT c.settlement_id, k.* FROM ({codes_sql}) c JOIN (SELECT * FROM {k} WHERE "
+        f"SELECT c.sk, k.* FROM ({codes_sql}) c JOIN (SELECT * FROM {k} WHERE "
         f"length(k.prefix) = {n}) k ON left(c.code, {n}) = k.prefix" for n in lens)
-    src = "settlements s JOIN persons p ON p.person_id = s.person_id"
-    where = (f"s.settlement_id IN (SELECT DISTINCT h.settlement_id FROM ({hits}) h "
-             "JOIN settlements s2 ON s2.settlement_id = h.settlement_id JOIN persons p2 ON "
-             f"p2.person_id = s2.person_id JOIN (SELECT 1) AS k0 ON true WHERE "
-             f"{cond.replace('k.', 'h.')})")
-    return _claim_select(r, src, where, "0.0")
+    where = f"s.sk IN (SELECT s2.sk FROM ({hits}) h JOIN _rs_s s2 ON s2.sk = h.sk WHERE {cond})"
+    return _claim_select(r, "_rs_s s", where, "0.0")
 
 def sql_diagnosis_sex(r: Rule) -> str:
     rows = [(kp["sex"], p) for kp in r.knowledge for p in kp["prefixes"]]
-    return _prefix_claims(r, "SELECT settlement_id, code FROM _rs_dx",
-                          "p2.sex IN ('1', '2') AND p2.sex <> k.sex", ("sex", "prefix"), rows)
+    return _prefix_claims(r, "SELECT sk, code FROM _rs_dx",
+                          "s2.sex IN ('1', '2') AND s2.sex <> h.sex", ("sex", "prefix"), rows)
 
 
 def sql_procedure_sex(r: Rule) -> str:
     rows = [(kp["sex"], p) for kp in r.knowledge for p in kp["prefixes"]]
-    return _prefix_claims(r, "SELECT settlement_id, procedure_code AS code FROM procedures",
-                          "p2.sex IN ('1', '2') AND p2.sex <> k.sex", ("sex", "prefix"), rows)
+    return _prefix_claims(r, "SELECT s.sk, p.procedure_code AS code FROM procedures p JOIN _rs_s s "
+                          "ON s.settlement_id = p.settlement_id",
+                          "s2.sex IN ('1', '2') AND s2.sex <> h.sex", ("sex", "prefix"), rows)
 
 
 def sql_diagnosis_age(r: Rule) -> str:
     rows = [(p, int(kp["age_min_days"]), int(kp["age_max_days"]))
             for kp in r.knowledge for p in kp["prefixes"]]
-    age = "date_diff('day', p2.birth_date, CAST(s2.admission_time AS DATE))"
-    return _prefix_claims(r, "SELECT settlement_id, code FROM _rs_dx",
-                          f"p2.birth_date IS NOT NULL AND ({age} < k.lo OR {age} > k.hi)",
+    age = "date_diff('day', s2.birth_date, s2.adm_d)"
+    return _prefix_claims(r, "SELECT sk, code FROM _rs_dx",
+                          f"s2.birth_date IS NOT NULL AND ({age} < h.lo OR {age} > h.hi)",
                           ("prefix", "lo", "hi"), rows)
 
 
 def sql_outpatient_in_stay(r: Rule) -> str:
     ip = _list(r.params["inpatient_types"])
     ex = _list(r.params.get("exempt_types", []))
-    where = (f"s.medical_type NOT IN {ip} AND s.medical_type NOT IN {ex} AND s.settlement_id "
-             f"IN (SELECT o.settlement_id FROM settlements o JOIN settlements t ON "
-             f"t.person_id = o.person_id AND t.medical_type IN {ip} AND "
-             "t.settlement_id <> o.settlement_id AND t.admission_time < o.admission_time AND "
-             "o.admission_time < t.discharge_time)")
-    return _claim_select(r, "settlements s", where)
+    where = (f"s.medical_type NOT IN {ip} AND s.medical_type NOT IN {ex} AND s.sk "
+             f"IN (SELECT o.sk FROM _rs_s o JOIN _rs_s t ON "
+             f"t.pk = o.pk AND t.medical_type IN {ip} AND "
+             "t.settlement_id <> o.settlement_id AND t.adm_ts < o.adm_ts AND "
+             "o.adm_ts < t.dis_ts)")
+    return _claim_select(r, "_rs_s s", where)
 
 
 def sql_overlapping_stay(r: Rule) -> str:
     ip = _list(r.params["inpatient_types"])
-    where = (f"s.medical_type IN {ip} AND s.settlement_id IN (SELECT a.settlement_id FROM "
-             f"settlements a JOIN settlements t ON t.person_id = a.person_id AND "
+    where = (f"s.medical_type IN {ip} AND s.sk IN (SELECT a.sk FROM "
+             f"_rs_s a JOIN _rs_s t ON t.pk = a.pk AND "
              f"t.medical_type IN {ip} AND a.medical_type IN {ip} AND "
-             "t.settlement_id <> a.settlement_id AND (t.admission_time < a.admission_time OR "
-             "(t.admission_time = a.admission_time AND t.settlement_id < a.settlement_id)) AND "
-             "t.admission_time < a.discharge_time AND a.admission_time < t.discharge_time)")
-    return _claim_select(r, "settlements s", where)
+             "t.settlement_id <> a.settlement_id AND (t.adm_ts < a.adm_ts OR "
+             "(t.adm_ts = a.adm_ts AND t.settlement_id < a.settlement_id)) AND "
+             "t.adm_ts < a.dis_ts AND a.adm_ts < t.dis_ts)")
+    return _claim_select(r, "_rs_s s", where)
 
 
 def sql_after_death(r: Rule) -> str:
-    src = "settlements s JOIN persons p ON p.person_id = s.person_id"
-    where = ("p.death_date IS NOT NULL AND (CAST(s.admission_time AS DATE) > p.death_date OR "
-             "s.settlement_id IN (SELECT settlement_id FROM _rs_lc lc WHERE lc.death_date IS "
-             "NOT NULL AND lc.d > lc.death_date))")
-    return _claim_select(r, src, where)
+    where = ("s.death_date IS NOT NULL AND (s.adm_d > s.death_date OR s.sk IN ("
+             "SELECT lc.sk FROM _rs_lc lc JOIN (SELECT sk, death_date FROM _rs_s WHERE "
+             "death_date IS NOT NULL) x USING (sk) WHERE lc.d > x.death_date))")
+    return _claim_select(r, "_rs_s s", where)
 
 
 def sql_too_many_drugs(r: Rule) -> str:
     excl = _list(r.params.get("excluded_medical_types", []))
     mk = int(r.params["max_kinds"])
+    # the drug lines (one scan), and only settlements with more than max_kinds of them can
+    # break the limit
     lines = (f"SELECT sk, nullif(prescription_no, '') AS rx, CASE WHEN "
              "nullif(prescription_no, '') IS NULL THEN d END AS rx_day, item_code, amount "
-             f"FROM {_LC} WHERE qty > 0 AND {_classes(r)} AND medical_type NOT IN {excl}")
-    # only settlements with more than max_kinds such lines can break the limit
-    busy = (f"SELECT sk FROM {_LC} WHERE qty > 0 AND {_classes(r)} AND "
-            f"medical_type NOT IN {excl} GROUP BY 1 HAVING count(*) > {mk}")
+             f"FROM {_LK} WHERE qty > 0 AND {_classes(r)} AND sk IN (SELECT sk FROM _rs_s WHERE "
+             f"medical_type NOT IN {excl})")
+    busy = f"SELECT sk FROM dl GROUP BY 1 HAVING count(*) > {mk}"
     g = (f"SELECT sk, rx, rx_day, count(DISTINCT item_code) AS n, sum(amount) AS amt "
-         f"FROM ({lines}) WHERE sk IN ({busy}) GROUP BY 1, 2, 3")
-    src = (f"settlements s JOIN (SELECT k.settlement_id, v.amt FROM (SELECT sk, sum(amt) AS amt "
-           f"FROM ({g}) WHERE n > {mk} GROUP BY 1) v JOIN _rs_s k USING (sk)) v "
-           "ON v.settlement_id = s.settlement_id")
+         f"FROM dl WHERE sk IN ({busy}) GROUP BY 1, 2, 3")
+    src = (f"_rs_s s JOIN (WITH dl AS MATERIALIZED ({lines}) SELECT sk, sum(amt) AS amt FROM "
+           f"({g}) WHERE n > {mk} GROUP BY 1) v ON v.sk = s.sk")
     return _claim_select(r, src, "true", "v.amt")
 
 
@@ -445,24 +452,21 @@ def sql_split_admission(r: Rule) -> str:
     n = int(r.params.get("dx_prefix_len", 3))
     days = int(r.params["days"])
     where = (f"s.medical_type IN {ip} AND NOT coalesce(s.planned_readmission, false) AND "
-             "nullif(s.main_diagnosis, '') IS NOT NULL AND s.settlement_id IN (SELECT "
-             "a.settlement_id FROM settlements a JOIN settlements t ON t.person_id = a.person_id "
+             "nullif(s.main_diagnosis, '') IS NOT NULL AND s.sk IN (SELECT "
+             "a.sk FROM _rs_s a JOIN _rs_s t ON t.pk = a.pk "
              f"AND t.facility_id = a.facility_id AND t.settlement_id <> a.settlement_id AND "
              f"t.medical_type IN {ip} AND nullif(t.main_diagnosis, '') IS NOT NULL AND "
              f"left(t.main_diagnosis, {n}) = left(a.main_diagnosis, {n}) AND "
-             "t.discharge_time <= a.admission_time AND date_diff('day', "
-             "CAST(t.discharge_time AS DATE), CAST(a.admission_time AS DATE)) <= " + str(days)
+             "t.dis_ts <= a.adm_ts AND date_diff('day', t.dis_d, a.adm_d) <= " + str(days)
              + ")")
-    return _claim_select(r, "settlements s", where)
+    return _claim_select(r, "_rs_s s", where)
 
 
 def sql_person_suspended(r: Rule) -> str:
-    src = "settlements s JOIN persons p ON p.person_id = s.person_id"
-    adm = "CAST(s.admission_time AS DATE)"
-    where = (f"p.settlement_restricted_until IS NOT NULL AND {adm} <= "
-             f"p.settlement_restricted_until AND {adm} > p.settlement_restricted_until - "
+    where = ("s.settlement_restricted_until IS NOT NULL AND s.adm_d <= "
+             "s.settlement_restricted_until AND s.adm_d > s.settlement_restricted_until - "
              f"{SUSPENSION_MAX_DAYS}")
-    return _claim_select(r, src, where)
+    return _claim_select(r, "_rs_s s", where)
 
 
 SIMPLE: dict[str, Callable[[Rule], tuple[str, str]]] = {
@@ -479,17 +483,21 @@ for _name, _fn in SIMPLE.items():
 
 def fused_sql(rules: Sequence[Rule]) -> str:
     """One scan of the line context evaluating every simple rule version at once."""
-    cases, meta = [], []
+    cases, conds, meta = [], [], []
     for i, r in enumerate(rules):
         where, amount = SIMPLE[r.check](r)
-        cases.append(f"CASE WHEN {_period(r, 'd')} AND ({where}) THEN "
-                     f"{{'i': {i}, 'amt': CAST({amount} AS DOUBLE)}} END")
+        cond = f"({_period(r, 'd')} AND ({where}))"
+        conds.append(cond)
+        cases.append(f"CASE WHEN {cond} THEN {{'i': {i}, 'amt': CAST({amount} AS DOUBLE)}} END")
         meta.append((i, r.id, r.version, r.action, r.severity, r.message))
     m = _values(meta, ("i", "rule_id", "rule_version", "action", "severity", "message"))
+    # the OR of the conditions keeps the few violating lines; only those build the list of
+    # hits (building and unnesting a list for every line was most of the scan's cost)
     return (f"SELECT k.rule_id, k.rule_version, k.action, k.severity, settlement_id, line_id, "
             f"person_id, facility_id, staff_eff, d, round(h.amt, 2), k.message FROM ("
             f"SELECT *, unnest(list_filter([{', '.join(cases)}], lambda x: x IS NOT NULL)) AS h "
-            f"FROM {_LCL} WHERE qty > 0) JOIN {m} ON k.i = h.i")
+            f"FROM (SELECT * FROM {_LCL} WHERE qty > 0 AND ({' OR '.join(conds)}))) "
+            f"JOIN {m} ON k.i = h.i")
 
 # ---------------------------------------------------------------------------------------------
 
@@ -508,49 +516,71 @@ FROM catalogue
 CREATE OR REPLACE TEMP TABLE _rs_catx AS
 SELECT * EXCLUDE (item_code, care_l, ins_l, ind_l, dept_l) FROM _rs_cat
 """, """
+CREATE OR REPLACE TEMP TABLE _rs_pk AS
+SELECT person_id, CAST(row_number() OVER () AS INTEGER) AS pk
+FROM (SELECT DISTINCT person_id FROM settlements WHERE person_id IS NOT NULL)
+""", """
 CREATE OR REPLACE TEMP TABLE _rs_s AS
-SELECT CAST(row_number() OVER () AS INTEGER) AS sk, s.settlement_id, s.attending_staff_id,
-       s.department, s.person_id, s.facility_id, s.medical_type, s.insurance_type,
-       s.admission_time AS adm_ts, CAST(s.admission_time AS DATE) AS adm_d,
-       CAST(s.discharge_time AS DATE) AS dis_d, p.sex, p.death_date, p.birth_date,
+SELECT CAST(row_number() OVER () AS INTEGER) AS sk, k.pk, s.settlement_id,
+       s.attending_staff_id, s.department, s.person_id, s.facility_id, s.medical_type,
+       s.insurance_type, s.admission_time AS adm_ts, s.discharge_time AS dis_ts,
+       CAST(s.admission_time AS DATE) AS adm_d, CAST(s.discharge_time AS DATE) AS dis_d,
+       s.main_diagnosis, s.planned_readmission, s.total_amount,
+       p.sex, p.death_date, p.birth_date, p.settlement_restricted_until,
        f.level, coalesce(f.internet_hospital, false) AS internet
 FROM settlements s
+LEFT JOIN _rs_pk k ON k.person_id = s.person_id
 LEFT JOIN persons p ON p.person_id = s.person_id
 LEFT JOIN facilities f ON f.facility_id = s.facility_id
 """, """
 CREATE OR REPLACE TEMP TABLE _rs_lc AS
-SELECT l.line_id, s.sk, l.settlement_id, CAST(l.service_time AS DATE) AS d, l.item_code, l.qty,
+SELECT l.line_id, s.sk, CAST(l.service_time AS DATE) AS d, l.item_code, l.qty,
        l.unit_price, l.amount, l.days_supply,
        coalesce(l.staff_id, s.attending_staff_id) AS staff_eff,
        coalesce(l.department, s.department) AS dept, l.prescription_no,
        coalesce(l.approval_flag, false) AS appr, coalesce(l.discharge_drug, false) AS dd,
-       s.person_id, s.facility_id, s.medical_type, s.insurance_type,
-       s.adm_ts, s.adm_d, s.dis_d, s.sex, s.death_date,
-       date_diff('day', s.birth_date, CAST(l.service_time AS DATE)) AS age,
-       s.level, s.internet,
-       st.qualification_status AS staff_status, st.status_from, st.status_to,
-       st.death_date AS staff_death,
        c.ik
 FROM fee_lines l
 JOIN _rs_s s ON s.settlement_id = l.settlement_id
-LEFT JOIN (SELECT * FROM staff WHERE qualification_status <> 'active' OR death_date IS NOT NULL)
-    st ON st.staff_id = coalesce(l.staff_id, s.attending_staff_id)
 LEFT JOIN _rs_cat c ON c.item_code = l.item_code
 """, """
+CREATE OR REPLACE TEMP TABLE _rs_st AS
+SELECT staff_id, qualification_status AS staff_status, status_from, status_to,
+       death_date AS staff_death
+FROM staff WHERE qualification_status <> 'active' OR death_date IS NOT NULL
+""", """
 CREATE OR REPLACE TEMP TABLE _rs_dx AS
-SELECT settlement_id, diag_code AS code FROM diagnoses
-UNION
-SELECT settlement_id, main_diagnosis FROM settlements WHERE main_diagnosis IS NOT NULL
+SELECT s.sk, d.code FROM (
+    SELECT settlement_id, diag_code AS code FROM diagnoses
+    UNION
+    SELECT settlement_id, main_diagnosis FROM settlements WHERE main_diagnosis IS NOT NULL
+) d JOIN _rs_s s ON s.settlement_id = d.settlement_id
 """)
 
-_LC = "(SELECT * FROM _rs_lc LEFT JOIN _rs_catx USING (ik))"
-"""Lines with their settlement, person, facility, staff and scalar catalogue restrictions.
-``_rs_lc`` itself holds only the line, settlement and staff columns and the catalogue row's
-integer key: writing the catalogue columns into it for every line cost more than joining the
-436-row catalogue by that key in each query that reads them."""
+_S = ("(SELECT * EXCLUDE (attending_staff_id, department, dis_ts, main_diagnosis, "
+      "planned_readmission, total_amount, settlement_restricted_until) FROM _rs_s)")
+"""The settlement, person and facility columns a line query may read (joined by ``sk``)."""
 
-_LCL = "(SELECT * FROM _rs_lc LEFT JOIN (SELECT * EXCLUDE (item_code) FROM _rs_cat) USING (ik))"
-"""The same plus the catalogue's list restrictions."""
+_LC = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {_S} USING (sk) "
+       "LEFT JOIN _rs_catx USING (ik))")
+"""Lines with their settlement, person, facility and scalar catalogue restrictions.
+``_rs_lc`` itself holds only the line columns and two integer keys, the settlement's ``sk``
+and the catalogue row's ``ik``: writing the settlement and catalogue columns into it for every
+line cost more than joining them back by those keys in each query that reads them (the
+materialised copy, not the join, is what the line context costs)."""
+
+_LK = "(SELECT * FROM _rs_lc LEFT JOIN _rs_catx USING (ik))"
+"""Lines with the scalar catalogue restrictions only: for the queries that filter or group
+lines before they need the settlement columns (joined afterwards by ``sk``)."""
+
+_LKL = "(SELECT * FROM _rs_lc LEFT JOIN (SELECT * EXCLUDE (item_code) FROM _rs_cat) USING (ik))"
+"""The same with the catalogue's list restrictions."""
+
+_LCL = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {_S} USING (sk) "
+        "LEFT JOIN (SELECT * EXCLUDE (item_code) FROM _rs_cat) USING (ik) "
+        "LEFT JOIN _rs_st st ON st.staff_id = staff_eff)")
+"""The same plus the catalogue's list restrictions and the staff registry (non-active or
+dead staff only)."""
 
 
 KNOWLEDGE_LINES = ("pair_duplicate", "pair_included", "unbundle", "companion_missing",
@@ -575,8 +605,8 @@ def knowledge_lines_sql(rules: Iterable[Rule]) -> str:
             groups.update(kp.get("first_line_groups", ()))
     return ("CREATE OR REPLACE TEMP TABLE _rs_kl AS SELECT line_id, settlement_id, d, item_code, "
             "qty, unit_price, amount, staff_eff, person_id, facility_id, adm_ts, cat_price, "
-            f"drug_group FROM {_LC} WHERE item_code IN "
-            f"{_list(sorted(codes))} OR drug_group IN {_list(sorted(groups))}")
+            f"drug_group FROM (SELECT * FROM {_LK} WHERE item_code IN {_list(sorted(codes))} OR "
+            f"drug_group IN {_list(sorted(groups))}) JOIN _rs_s USING (sk)")
 
 
 def rule_sql(r: Rule, con: duckdb.DuckDBPyConnection | None = None) -> str:
@@ -641,6 +671,8 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
     con.execute("DROP TABLE IF EXISTS _rs_cat")
     con.execute("DROP TABLE IF EXISTS _rs_catx")
     con.execute("DROP TABLE IF EXISTS _rs_s")
+    con.execute("DROP TABLE IF EXISTS _rs_pk")
+    con.execute("DROP TABLE IF EXISTS _rs_st")
     seconds = time.perf_counter() - t0
     per_rule = pd.DataFrame(per).merge(counts, on=["rule_id", "rule_version"], how="left")
     per_rule["findings"] = per_rule["findings"].fillna(0).astype(int)
