@@ -152,11 +152,21 @@ def split_admission(ctx: Context) -> pd.DataFrame:
     Consecutive stays per person and facility are paired with a window function; the pair fires
     when the gap (next admission - previous discharge) is within ``max_gap_days``, the main
     diagnoses share the first ``dx_match_chars`` characters, the re-admission is not flagged as
-    planned and neither dx is an excluded cycle (chemo, dialysis). Gaps <= ``core_gap_days``
-    score higher. Amount: fund paid on the second stay.
+    planned and neither dx is an excluded cycle (chemo, dialysis). Amount: fund paid on the
+    second stay.
+
+    Score (legitimate readmissions are common, so a single pair says little; a facility that
+    splits does it again and again): ``weight_gap`` × the gap (1 at 0 days, falling linearly to
+    ``core_gap_share`` at ``core_gap_days`` and to 0 at ``max_gap_days``) + ``weight_same_dx`` if
+    the full diagnosis code repeats + ``weight_same_doctor`` if the same attending doctor
+    discharged and re-admitted + ``weight_facility`` × the facility's excess of such pairs
+    over its peers (same facility type, itself excluded): the Poisson z of its pairs against
+    stays × peer rate, full at ``facility_full_z``.
     """
     c = ctx.cfg
     n = int(c["dx_match_chars"])
+    core, mx = int(c["core_gap_days"]), int(c["max_gap_days"])
+    cs = float(c["core_gap_share"])
     excl = prefix_match("main_diagnosis", c["exclude_dx_prefixes"])
     pexcl = prefix_match("prev_dx", c["exclude_dx_prefixes"])
     planned = "AND NOT coalesce(planned_readmission, false)" if c["ignore_planned"] else ""
@@ -165,7 +175,7 @@ def split_admission(ctx: Context) -> pd.DataFrame:
     seq AS (
         SELECT *, lag(settlement_id) OVER w AS prev_id, lag(dis) OVER w AS prev_dis,
                lag(main_diagnosis) OVER w AS prev_dx, lag(discharge_way) OVER w AS prev_way,
-               lag(fund_paid) OVER w AS prev_fund
+               lag(fund_paid) OVER w AS prev_fund, lag(attending_staff_id) OVER w AS prev_staff
         FROM stays WINDOW w AS (PARTITION BY person_id, facility_id ORDER BY adm, settlement_id)),
     pairs AS (
         SELECT *, date_diff('day', prev_dis, adm) AS gap FROM seq
@@ -173,19 +183,47 @@ def split_admission(ctx: Context) -> pd.DataFrame:
           AND left(main_diagnosis, {n}) = left(prev_dx, {n})
           AND NOT {excl} AND NOT {pexcl}
           AND coalesce(prev_way, '') NOT IN {sql_list(c['exclude_discharge_ways'])}
-          {planned})
+          {planned}),
+    hits AS (SELECT * FROM pairs WHERE gap >= 0 AND gap <= {mx}),
+    fac AS (
+        SELECT s.facility_id, any_value(coalesce(f.facility_type, '')) AS ftype,
+               count(*) AS n_stays,
+               (SELECT count(*) FROM hits h WHERE h.facility_id = s.facility_id) AS n_pairs
+        FROM stays s LEFT JOIN facilities f USING (facility_id) GROUP BY 1),
+    peer AS (
+        SELECT a.facility_id, a.n_pairs, a.n_stays,
+               coalesce(sum(b.n_pairs) FILTER (WHERE b.ftype = a.ftype), 0) AS t_pairs,
+               coalesce(sum(b.n_stays) FILTER (WHERE b.ftype = a.ftype), 0) AS t_stays,
+               coalesce(sum(b.n_pairs), 0) AS c_pairs, coalesce(sum(b.n_stays), 0) AS c_stays
+        FROM fac a LEFT JOIN fac b ON b.facility_id <> a.facility_id GROUP BY ALL),
+    excess AS (
+        SELECT facility_id, n_pairs, n_stays,
+               n_stays * CASE WHEN t_stays > 0 THEN t_pairs / t_stays
+                              WHEN c_stays > 0 THEN c_pairs / c_stays ELSE 0 END AS expected
+        FROM peer),
+    scored AS (
+        SELECT h.*, e.n_pairs AS facility_pairs, e.expected AS facility_expected,
+               (e.n_pairs - e.expected) / sqrt(e.expected + 1) AS facility_z,
+               CASE WHEN gap <= {core} THEN 1 - (1 - {cs}) * gap / {max(core, 1)}
+                    ELSE {cs} * ({mx} - gap) / {max(mx - core, 1)} END AS gap_score
+        FROM hits h JOIN excess e USING (facility_id))
     SELECT 'settlement' AS subject_type, settlement_id AS subject_id, facility_id, period,
-           CASE WHEN gap <= {int(c['core_gap_days'])}
-                THEN 0.7 + 0.3 * (1 - gap / {max(int(c['core_gap_days']), 1)})
-                ELSE 0.5 + 0.2 * ({int(c['max_gap_days'])} - gap)
-                     / {max(int(c['max_gap_days']) - int(c['core_gap_days']), 1)} END AS score,
+           least(1.0, {float(c['weight_gap'])} * gap_score
+               + CASE WHEN main_diagnosis = prev_dx THEN {float(c['weight_same_dx'])} ELSE 0 END
+               + CASE WHEN attending_staff_id = prev_staff
+                      THEN {float(c['weight_same_doctor'])} ELSE 0 END
+               + {float(c['weight_facility'])}
+                 * greatest(0.0, least(1.0, facility_z / {float(c['facility_full_z'])})))
+               AS score,
            fund_paid AS amount,
            to_json(struct_pack(person_id := person_id, staff_id := attending_staff_id,
                previous_settlement_id := prev_id, gap_days := gap, main_diagnosis := main_diagnosis,
-               previous_diagnosis := prev_dx, previous_fund_paid := round(prev_fund, 2)))::VARCHAR
-               AS evidence,
+               previous_diagnosis := prev_dx, previous_staff_id := prev_staff,
+               previous_fund_paid := round(prev_fund, 2), facility_pairs := facility_pairs,
+               facility_expected_pairs := round(facility_expected, 2),
+               facility_excess_z := round(facility_z, 2)))::VARCHAR AS evidence,
            [prev_id, settlement_id] AS settlement_ids
-    FROM pairs WHERE gap >= 0 AND gap <= {int(c['max_gap_days'])}
+    FROM scored
     """)
 
 
