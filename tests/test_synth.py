@@ -238,6 +238,11 @@ def test_clean_pharmacy_stock_covers_sales(t: dict[str, pd.DataFrame]) -> None:
     sm = t["stock_movements"]
     lab = t["labels"]
     bad = set(lab.loc[lab["is_fraud"] & (lab["entity_type"] == "facility"), "entity_id"])
+    # a pharmacy where a fraudulent sale was settled (a roaming cash-out card) is not clean,
+    # even when it is not the perpetrator of a scheme and carries no facility label
+    s = t["settlements"]
+    sold = lab.loc[lab["is_fraud"] & (lab["entity_type"] == "settlement"), "entity_id"]
+    bad |= set(s.loc[s["settlement_id"].isin(sold), "facility_id"])
     net = sm[~sm["facility_id"].isin(bad)].groupby(["facility_id", "item_code"])["qty"].sum()
     assert (net >= -1e-9).all()
 

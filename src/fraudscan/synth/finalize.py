@@ -9,8 +9,19 @@ from fraudscan.synth.activity import BIG, DAY, Ctx, drop_during_stays
 from fraudscan.synth.scenarios import trace_codes
 
 IP_TYPES = ("21", "52")
-VICTIM_FACILITY_SCENARIOS = ("doctor_shopping", "drug_resale")
-"""Scenarios whose facilities get no automatic facility label (only explicit ones)."""
+VICTIM_FACILITY_SCENARIOS = ("doctor_shopping", "drug_resale", "care_after_death")
+"""Patient-driven scenarios: the facilities where the patient (or whoever holds a dead person's
+card) bought or visited are victims, so they get no automatic facility label (only explicit
+ones, e.g. the pharmacy that resells in ``drug_resale``)."""
+FACILITY_CASE_SHARE = 0.5
+"""A case is the facility's own scheme when at least this share of its fraudulent claims were
+made there (a card cashed out at many pharmacies is not any one pharmacy's scheme)."""
+FACILITY_MIN_CLAIMS = 3
+FACILITY_MIN_SHARE = 0.01
+FACILITY_MIN_AMOUNT = 5_000.0
+"""Materiality of an automatic facility label: at least ``FACILITY_MIN_CLAIMS`` fraudulent
+claims of the facility's own cases of one scenario, worth at least ``FACILITY_MIN_SHARE`` of the
+fund the facility was paid or ``FACILITY_MIN_AMOUNT`` CNY (a 专项检查 threshold, not a trace)."""
 
 
 def ids(prefix: str, values: np.ndarray, width: int) -> np.ndarray:
@@ -351,16 +362,23 @@ def _labels(ctx: Ctx, s: pd.DataFrame, lines: pd.DataFrame, settlements: pd.Data
             "entity_type": et, "entity_id": eid, "amount": np.round(out_amt, 2),
             "group": out_grp, "period": out_per, "scenario": rec["scenario"],
             "fraud": rec["fraud"]}))
-    # facility labels where a scenario's fraud is a meaningful share of the facility's money
+    # facility labels mean "this facility perpetrated": material fraud of its own schemes
     fac_paid = pd.Series(paid).groupby(s["fac"].to_numpy()).sum()
     # patient-driven scenarios: the facilities where the patient bought or visited are victims
     hosted = fraud_sl[~fraud_sl["scenario"].isin(VICTIM_FACILITY_SCENARIOS)]
     if len(hosted):
+        # a case (group) is a facility's scheme only where most of its claims were made
+        n_case = hosted.groupby(["scenario", "group"], sort=False)["amount"].transform("size")
+        n_here = hosted.groupby(["scenario", "group", "fac"], sort=False)["amount"].transform(
+            "size")
+        hosted = hosted[(n_here >= FACILITY_CASE_SHARE * n_case).to_numpy()]
+    if len(hosted):
         agg = hosted.groupby(["fac", "scenario"], sort=True).agg(
             amount=("amount", "sum"), n=("amount", "size"), period=("period", "min"),
             group=("group", "first")).reset_index()
-        agg = agg[(agg["n"] >= 3) & ((agg["amount"] >= 0.01 * fac_paid.reindex(
-            agg["fac"]).to_numpy()) | (agg["amount"] >= 5000))]
+        agg = agg[(agg["n"] >= FACILITY_MIN_CLAIMS) & (
+            (agg["amount"] >= FACILITY_MIN_SHARE * fac_paid.reindex(agg["fac"]).to_numpy())
+            | (agg["amount"] >= FACILITY_MIN_AMOUNT))]
         agg = agg[[(int(f), sc) not in explicit_fac for f, sc in zip(agg["fac"], agg["scenario"],
                                                                      strict=True)]]
         rows.append(pd.DataFrame({
