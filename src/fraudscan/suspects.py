@@ -4,6 +4,10 @@
 >>> df = suspects("W", "facility", top=20, district="D2", by="expected")
 >>> export(df, "facilities.xlsx")
 
+Screening leads (:func:`ranked_leads`) are ranked by lead score × model risk and cut to the
+inspection budget for leads (:data:`LEAD_BUDGET`): a fixed capacity per 10,000 insured, shared
+across the screening models by quota so that every thematic check (专项检查) gets its share.
+
 Ranked by expected recoverable amount (risk × money at stake: rule-flagged plus lead amounts,
 capped at the fund paid, else 5 % of the fund paid) or by risk alone. Filters: district,
 scenario (a screening detector that named the entity; detector names are the scenario names),
@@ -13,8 +17,10 @@ only for the rows returned (SHAP, :mod:`fraudscan.models.explain`), in Chinese a
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +38,79 @@ SUBJECT_OF_LEAD = {"settlement": "claim", "facility": "facility", "staff": "staf
 
 class SuspectError(FraudscanError):
     """A suspect list cannot be produced as asked."""
+
+
+@dataclass(frozen=True)
+class LeadBudget:
+    """The inspection capacity for screening leads and how it is shared across screening models.
+
+    A fixed, documented capacity — never tuned per scenario from labels:
+
+    * ``per_10k_insured`` leads per 10,000 insured persons (default 100: 200 leads for a
+      20,000-person pool, 1,000 for 100,000), at least ``minimum`` (default 50);
+    * ``allocation="quota"`` (default): the budget is shared across the screening models that
+      produced leads in proportion to ``weights`` (default 1 each, i.e. an equal share per
+      model, like one thematic check per model); each model fills its quota with its own best
+      leads by inspection priority; quota a model cannot fill (it has fewer leads) is
+      redistributed to the others in the same proportions; odd slots go to the models with the
+      largest fractional shares, ties to the better lead. ``allocation="priority"``: one global
+      ranking by priority (the pre-quota behaviour; the high-money schemes fill the list).
+    """
+
+    per_10k_insured: float = 100.0
+    minimum: int = 50
+    allocation: str = "quota"
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def size(self, insured: int) -> int:
+        """Leads the budget covers for ``insured`` persons."""
+        return max(int(self.minimum), round(self.per_10k_insured * insured / 10_000))
+
+
+LEAD_BUDGET = LeadBudget()
+"""The default lead budget (the one place to change it); see :class:`LeadBudget`."""
+
+
+def allocate_quota(detectors: Sequence[str], k: int,
+                   weights: Mapping[str, float] | None = None) -> dict[str, int]:
+    """Slots per detector when ``k`` slots are shared by quota among the given leads' detectors.
+
+    ``detectors`` is the detector of every candidate lead, best lead first (the order breaks
+    ties for odd slots). Weighted water-filling: each round gives every detector that still has
+    unused leads its weighted share of the remaining slots (floored, capped at what it has);
+    when no detector gets a whole slot the odd slots go one each to the largest fractional
+    shares. Detectors with weight 0 get nothing.
+    """
+    weights = weights or {}
+    counts: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for i, d in enumerate(detectors):
+        counts[d] = counts.get(d, 0) + 1
+        first.setdefault(d, i)
+    quota = dict.fromkeys(counts, 0)
+    w = {d: float(weights.get(d, 1.0)) for d in counts}
+    remaining = min(int(k), sum(c for d, c in counts.items() if w[d] > 0))
+    while remaining > 0:
+        active = [d for d in counts if w[d] > 0 and quota[d] < counts[d]]
+        total = sum(w[d] for d in active)
+        share = {d: remaining * w[d] / total for d in active}
+        give = {d: min(counts[d] - quota[d], math.floor(share[d])) for d in active}
+        if not any(give.values()):
+            order = sorted(active, key=lambda d: (-(share[d] - math.floor(share[d])),
+                                                  first[d]))
+            give = dict.fromkeys(order[:remaining], 1)
+        for d, g in give.items():
+            quota[d] += g
+            remaining -= g
+    return quota
+
+
+def insured_count(workspace: Workspace | str | os.PathLike[str]) -> int:
+    """Insured persons in the workspace (the pool the lead budget scales with)."""
+    from fraudscan.models.data import query
+
+    df = query(_ws(workspace), "SELECT count(*) AS n FROM persons", needs=["persons"])
+    return int(df["n"].iloc[0]) if df is not None and len(df) else 0
 
 
 def _ws(workspace: Workspace | str | os.PathLike[str]) -> Workspace:
@@ -74,13 +153,23 @@ def explain_lead(workspace: Workspace | str | os.PathLike[str], lead_id: str,
             "reason_en": "; ".join(r.en for r in reasons)}
 
 
-def ranked_leads(workspace: Workspace | str | os.PathLike[str], top: int | None = 200,
-                 *, reasons: bool = False) -> pd.DataFrame:
+def ranked_leads(workspace: Workspace | str | os.PathLike[str],
+                 top: int | str | None = "budget", *, reasons: bool = False,
+                 budget: LeadBudget | None = None,
+                 risk_column: str = "risk_score") -> pd.DataFrame:
     """Screening leads ranked for inspection: lead score × model risk of the lead's subject.
 
     Settlement leads take the highest claim risk among their settlements; other leads the
     risk of their person, staff member, facility or ring. ``expected_recoverable`` is the
-    priority × the lead's amount. This is the "top 200 leads" inspection budget.
+    priority × the lead's amount.
+
+    ``top="budget"`` (default) returns the inspection budget for leads: ``budget.size`` of the
+    insured count (default :data:`LEAD_BUDGET`, 100 per 10,000 insured), chosen by the
+    budget's allocation (default: a quota per screening model, see :class:`LeadBudget`);
+    ``top=N`` the same selection for N leads; ``top=None`` every lead. The selected leads are
+    listed best first by priority; ``detector_rank`` is a lead's rank within its own screening
+    model. ``risk_column="oof_risk"`` takes the out-of-fold model risk where there is one
+    (evaluation: no subject's risk comes from a model that saw its label).
     """
     from fraudscan.models import read_scores
     from fraudscan.models.data import query
@@ -97,8 +186,10 @@ def ranked_leads(workspace: Workspace | str | os.PathLike[str], top: int | None 
             sc = read_scores(ws, kind)
         except FraudscanError:
             continue
-        risk.update({(st, str(i)): float(r) for i, r in
-                     zip(sc["id"], sc["risk_score"], strict=True)})
+        r_ = sc["risk_score"].astype(float)
+        if risk_column != "risk_score" and risk_column in sc.columns:
+            r_ = sc[risk_column].astype(float).where(sc[risk_column].notna(), r_)
+        risk.update({(st, str(i)): float(r) for i, r in zip(sc["id"], r_, strict=True)})
 
     def subject_risk(r: pd.Series) -> float:
         if r["subject_type"] == "settlement" or r["settlement_ids"] is not None:
@@ -117,11 +208,27 @@ def ranked_leads(workspace: Workspace | str | os.PathLike[str], top: int | None 
     leads["priority"] = leads["score"].astype(float) * leads["model_risk"]
     leads["expected_recoverable"] = leads["priority"] * pd.to_numeric(
         leads["amount"], errors="coerce").fillna(0.0)
-    leads = leads.sort_values(["priority", "expected_recoverable"], ascending=False,
-                              kind="stable")
-    if top is not None:
-        leads = leads.head(int(top))
+    leads = leads.sort_values(["priority", "expected_recoverable", "lead_id"],
+                              ascending=[False, False, True], kind="stable")
     leads = leads.reset_index(drop=True)
+    leads["detector_rank"] = leads.groupby("detector", sort=False).cumcount() + 1
+    if top is not None:
+        b = budget or LEAD_BUDGET
+        if isinstance(top, str):
+            if top != "budget":
+                raise SuspectError('top must be a number, None or "budget"')
+            k = b.size(insured_count(ws))
+        else:
+            k = int(top)
+        if b.allocation == "quota":
+            quota = allocate_quota(list(leads["detector"].astype(str)), k, b.weights)
+            keep = leads["detector_rank"] <= leads["detector"].astype(str).map(quota)
+            leads = leads[keep.to_numpy()]
+        elif b.allocation == "priority":
+            leads = leads.head(k)
+        else:
+            raise SuspectError("allocation must be quota or priority")
+        leads = leads.reset_index(drop=True)
     leads.insert(0, "rank", np.arange(1, len(leads) + 1))
     if reasons and len(leads):
         texts = [explain_lead(ws, lid) for lid in leads["lead_id"]]

@@ -76,9 +76,16 @@ def register(app: typer.Typer) -> None:
     def suspects(
         workspace: Path = typer.Argument(..., help="Workspace directory.", show_default=False),
         kind: str = typer.Option("facility", "--kind", "-k",
-                                 help="facility, staff, person, ring or claim."),
-        top: int = typer.Option(50, "--top", "-n", help="How many to list."),
+                                 help="facility, staff, person, ring, claim or lead (screening "
+                                 "leads within the inspection budget, a quota per model)."),
+        top: int = typer.Option(None, "--top", "-n", show_default=False,
+                                help="How many to list [default: 50; leads: the budget]."),
         all_: bool = typer.Option(False, "--all", help="List every entity."),
+        leads_per_10k: float = typer.Option(
+            None, "--leads-per-10k", help="Lead budget per 10,000 insured [default: 100]."),
+        allocation: str = typer.Option(
+            "quota", "--allocation", help="Leads: quota (a share per screening model) or "
+            "priority (one global ranking)."),
         by: str = typer.Option("expected", "--by",
                                help="expected (risk × money at stake) or risk."),
         district: list[str] = typer.Option(None, "--district"),
@@ -89,9 +96,27 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", help="Write the list (.csv or .xlsx)."),
     ) -> None:
         """Ranked suspect list with reasons in Chinese and English."""
-        from fraudscan.suspects import export
+        from fraudscan.suspects import LEAD_BUDGET, LeadBudget, export, ranked_leads
         from fraudscan.suspects import suspects as run
 
+        if kind == "lead":
+            b = LeadBudget(per_10k_insured=leads_per_10k or LEAD_BUDGET.per_10k_insured,
+                           minimum=LEAD_BUDGET.minimum, allocation=allocation,
+                           weights=LEAD_BUDGET.weights)
+            df = ranked_leads(workspace, top=None if all_ else (top or "budget"),
+                              reasons=not no_reasons, budget=b)
+            if out:
+                export(df, out)
+                console.print(f"wrote {len(df):,} leads to {out}")
+            console.print(f"{len(df):,} leads: " + ", ".join(
+                f"{d} {n}" for d, n in df["detector"].value_counts().sort_index().items()),
+                highlight=False)
+            for r in df.head(20).to_dict("records"):
+                console.print(f"{r['rank']:>4}  {r['lead_id']}  {r['detector']}  "
+                              f"priority {r['priority']:.3f}  {r.get('reason_en', '')}",
+                              highlight=False)
+            return
+        top = 50 if top is None else top
         df = run(workspace, kind, top=None if all_ else top, by=by,
                  district=district or None, scenario=scenario or None,
                  facility_type=facility_type or None, grade=grade_ or None,

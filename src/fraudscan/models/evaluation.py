@@ -151,14 +151,22 @@ LIST_OF_LABEL = {"facility": "facility", "person": "person", "settlement": "clai
 
 def case_recall(labels: pd.DataFrame, scores: dict[str, pd.DataFrame],
                 budgets: dict[str, dict[str, Any]],
-                leads: pd.DataFrame | None = None) -> pd.DataFrame:
+                leads: pd.DataFrame | None = None, *,
+                facility_via_leads: bool = False,
+                score_column: str = "risk_score") -> pd.DataFrame:
     """Per scenario: share of its cases (``group_id``) an inspector reaches within budget.
 
     The inspection lists are the top of each subject's ranking by risk (top 5 % of
     facilities and staff, top 200 persons and claims by default); a case is reached when any
     of its labelled facilities, persons, settlements or staff is on the matching list, or
-    is touched by one of the ``leads`` given (the top of the ranked lead list: its subject,
-    facility and settlements).
+    is touched by one of the ``leads`` given — the inspection budget for leads,
+    :func:`fraudscan.suspects.ranked_leads` with its default budget (a quota per screening
+    model). A lead touches its subject and its settlements; it touches its facility only when
+    the facility is the subject (a claim lead sends the inspector to that claim, not to
+    every case the facility hosts). ``facility_via_leads=True`` restores the looser reading
+    (any lead at a facility reaches every case labelled on that facility).
+    ``score_column="oof_risk"`` ranks by out-of-fold risk where there is one (the honest
+    reading: no entity is ranked by a model that saw its own label).
     """
     top: dict[str, set[str]] = {}
     for kind, sc in scores.items():
@@ -166,13 +174,16 @@ def case_recall(labels: pd.DataFrame, scores: dict[str, pd.DataFrame],
             continue
         k = budget_size(len(sc), budgets[kind].get("budget_frac"),
                         budgets[kind].get("budget_top"))
-        top[kind] = set(sc.sort_values("risk_score", ascending=False, kind="stable")
+        r = sc["risk_score"].astype(float)
+        if score_column != "risk_score" and score_column in sc.columns:
+            r = sc[score_column].astype(float).where(sc[score_column].notna(), r)
+        top[kind] = set(sc.assign(_r=r).sort_values("_r", ascending=False, kind="stable")
                         .head(k)["id"].astype(str))
     touched: set[tuple[str, str]] = set()
     if leads is not None:
         for r in leads.itertuples(index=False):
             touched.add((str(r.subject_type), str(r.subject_id)))
-            if isinstance(r.facility_id, str):
+            if facility_via_leads and isinstance(r.facility_id, str):
                 touched.add(("facility", r.facility_id))
             if r.settlement_ids is not None:
                 touched.update(("settlement", str(x)) for x in r.settlement_ids)
