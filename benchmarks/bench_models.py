@@ -22,6 +22,25 @@ import numpy as np
 import pandas as pd
 
 
+def prepare(ws: str, persons: int, seed: int, intensity: float,
+            scenario_intensity: dict[str, float]) -> dict:
+    """Generate a world and run rules, features, leads and graph on it (seconds per step)."""
+    from fraudscan import features, graph, leads, rules
+    from fraudscan.synth import generate
+    from fraudscan.synth.config import SynthConfig
+
+    out = {}
+    steps = (("synth", lambda: generate(ws, persons=persons, seed=seed, config=SynthConfig(
+                 intensity=intensity, scenario_intensity=scenario_intensity))),
+             ("rules", lambda: rules.screen(ws)), ("features", lambda: features.build(ws)),
+             ("leads", lambda: leads.run(ws)), ("graph", lambda: graph.build(ws)))
+    for name, fn in steps:
+        t = time.perf_counter()
+        fn()
+        out[name] = round(time.perf_counter() - t, 1)
+    return out
+
+
 def bench_training(ws: str) -> dict:
     from fraudscan.graph import evaluate_rings
     from fraudscan.models import BUDGETS, train_all
@@ -35,18 +54,40 @@ def bench_training(ws: str) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     labels = Workspace(ws).read_table("labels")
     models_only = labels[~labels["scenario"].str.match(r"^R\d+$")]
-    from fraudscan.suspects import ranked_leads
+    from fraudscan.suspects import LEAD_BUDGET, LeadBudget, insured_count, ranked_leads
 
-    top_leads = ranked_leads(ws, top=200)
-    cases = case_recall(models_only, r.scores, BUDGETS, leads=top_leads)
+    insured = insured_count(ws)
+    # the default inspection budget (quota per screening model), ranked by out-of-fold risk:
+    # no list is ranked by a model that saw the labels it is scored against
+    top_leads = ranked_leads(ws, risk_column="oof_risk")
+    cases = case_recall(models_only, r.scores, BUDGETS, leads=top_leads,
+                        score_column="oof_risk")
+    for col, kw, leads in (
+            ("recall_in_sample", {}, ranked_leads(ws)),
+            ("recall_one_global_ranking", {"score_column": "oof_risk"},
+             ranked_leads(ws, risk_column="oof_risk",
+                          budget=LeadBudget(allocation="priority")))):
+        other = case_recall(models_only, r.scores, BUDGETS, leads=leads, **kw)
+        cases = cases.merge(other[["scenario", "recall"]].rename(columns={"recall": col}),
+                            on="scenario", how="left")
     lab_ids = set(models_only.loc[models_only["is_fraud"].astype(bool)
                                   & (models_only["entity_type"] == "settlement"),
                                   "entity_id"].astype(str))
     lead_prec = float(np.mean([bool(set(map(str, s if s is not None else [])) & lab_ids)
                                or False for s in top_leads["settlement_ids"]]))
+    fac = r.scores["facility"]
+    fac_ids = set(models_only.loc[models_only["is_fraud"].astype(bool)
+                                  & (models_only["entity_type"] == "facility"),
+                                  "entity_id"].astype(str))
     _, rings = evaluate_rings(ws)
     return {"case_recall": cases.round(3).to_dict("records"), "rings": rings,
-            "top200_leads_with_a_labelled_claim": round(lead_prec, 3),
+            "insured": insured, "lead_budget": {
+                "size": LEAD_BUDGET.size(insured), "per_10k_insured": LEAD_BUDGET.per_10k_insured,
+                "allocation": LEAD_BUDGET.allocation,
+                "per_detector": top_leads["detector"].value_counts().sort_index().to_dict()},
+            "facilities": {"n": len(fac), "labelled_fraud": int(
+                fac["id"].astype(str).isin(fac_ids).sum())},
+            "budget_leads_with_a_labelled_claim": round(lead_prec, 3),
             "train_all_seconds": round(total, 1),
             "timings": {k: round(v, 1) for k, v in r.timings.items()},
             "metrics": {s: {k: round(v, 3) for k, v in m.get("oof", {}).items()}
@@ -126,8 +167,21 @@ def main() -> None:
     ap.add_argument("workspace")
     ap.add_argument("--feedback", type=int, default=0)
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--prepare", action="store_true",
+                    help="generate the world first (with --persons, --seed, --intensity, "
+                    "--scenario-intensity) and run rules, features, leads and graph")
+    ap.add_argument("--persons", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=9001)
+    ap.add_argument("--intensity", type=float, default=1.0)
+    ap.add_argument("--scenario-intensity", default="",
+                    help="per-scenario intensities, e.g. split_admission=1.5,phantom_bed=0.8")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if a.prepare:
+        si = {k: float(v) for k, v in (x.split("=") for x in a.scenario_intensity.split(",")
+                                       if x)}
+        print(json.dumps({"prepare": prepare(a.workspace, a.persons, a.seed, a.intensity, si)}),
+              flush=True)
     if not a.skip_train:
         print(json.dumps({"training": bench_training(a.workspace)}, indent=1, default=str),
               flush=True)
