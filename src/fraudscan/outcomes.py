@@ -12,11 +12,16 @@ whenever canonical tables change) so outcomes survive re-imports of derived stat
 Sanctions follow the 2024 payment-qualification rules (BRIEF §4): points accumulate per calendar
 year; a yearly total of 9 suspends the person's payment qualification for 1–6 months, 12
 terminates it. Measures against insured persons suspend networked settlement until a date
-(Regulation art. 41: 3–12 months) or restrict fund payment to named facilities. They are written
-into the canonical ``staff`` / ``persons`` / ``facilities`` columns the rule engine reads
-(R36 reads ``staff.qualification_status/status_from/status_to``; the person-suspension rule
-reads ``persons.settlement_restricted_until``). Writing canonical tables clears the workspace
-DuckDB file (rule findings, leads, rings), so re-screen after applying sanctions.
+(Regulation art. 41: 3–12 months) or restrict fund payment to named facilities.
+
+Statuses go to the workspace's status side-tables (``W/status/``, see
+:mod:`fraudscan.workspace`), never into the imported Parquet files, so recording a sanction
+keeps rule findings, leads, rings and features. Readers see them in the usual columns: R36
+reads ``staff.qualification_status/status_from/status_to``, the person rules read
+``persons.settlement_restricted_until`` and ``persons.restricted_facilities`` — through
+``Workspace.read_table`` (pre-payment engine, service) and the DuckDB views (batch screen).
+A running service loads registries at start, so restart it (or call
+``StateStore.set_person`` / ``set_staff``) to enforce a new status at once.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ RESULTS = ("confirmed", "cleared")
 OUTCOME_COLUMNS = ("outcome_id", "kind", "entity_id", "result", "amount_recovered", "date",
                    "scenario", "note", "recorded_at")
 SANCTION_COLUMNS = ("outcome_id", "target_type", "target_id", "measure", "points",
-                    "year_total", "status", "valid_from", "valid_to", "facilities")
+                    "year_total", "status", "valid_from", "valid_to", "facilities", "applied")
 SUSPEND_AT = 9
 TERMINATE_AT = 12
 
@@ -161,7 +166,8 @@ def record_outcome(
     ``restrict_persons`` suspends their networked settlement for ``restrict_months`` (3–12)
     or, with ``restrict_to_facilities``, limits fund payment to those facilities;
     ``suspend_agreement`` suspends the facility's service agreement. With ``apply`` the
-    statuses are written into the canonical tables at once.
+    statuses take effect at once (status side-tables; derived state is kept); without it they
+    wait for :func:`apply_sanctions`.
     """
     ws = _ws(workspace).require()
     if kind not in KINDS:
@@ -221,7 +227,8 @@ def _sanction(oid: str, ttype: str, tid: str, measure: str, *, points: int | Non
     return {"outcome_id": oid, "target_type": ttype, "target_id": str(tid), "measure": measure,
             "points": points, "year_total": year_total, "status": status,
             "valid_from": valid_from.isoformat() if valid_from else None,
-            "valid_to": valid_to.isoformat() if valid_to else None, "facilities": facilities}
+            "valid_to": valid_to.isoformat() if valid_to else None, "facilities": facilities,
+            "applied": False}
 
 
 def _staff_sanctions(ws: Workspace, oid: str, points: Mapping[str, int], day: date,
@@ -263,18 +270,43 @@ def _year_points(row: pd.Series, prior: pd.DataFrame, sid: str, year: int) -> in
 
 def apply_sanctions(workspace: Workspace | str | os.PathLike[str],
                     sanctions: Sequence[Mapping] | None = None) -> list[str]:
-    """Write sanction statuses into ``staff``, ``persons`` and ``facilities``.
+    """Rebuild the status side-tables of ``staff``, ``persons`` and ``facilities``.
 
-    Without ``sanctions`` every recorded sanction is (re)applied. Returns the tables written.
+    Starts from the imported values and applies every recorded sanction in recording order
+    (plus ``sanctions`` not recorded yet), so re-applying is idempotent and a re-import keeps
+    the sanctions on top. Statuses go to ``W/status/`` (:meth:`Workspace.write_status`), which
+    readers see in place while canonical tables and derived state (rule findings, leads,
+    rings) stay as they are. Returns the tables whose statuses were written.
     """
     ws = _ws(workspace).require()
-    s = pd.DataFrame(list(sanctions)) if sanctions is not None else read_sanctions(ws)
+    rec = read_sanctions(ws)
+    if "applied" not in rec.columns:
+        rec["applied"] = True  # recorded before the flag existed: they were applied then
+    rec["applied"] = rec["applied"].fillna(True).astype(bool)
+    ident = list(zip(rec["outcome_id"].astype(str), rec["target_id"].astype(str),
+                     rec["measure"].astype(str), strict=True))
+    if sanctions is None:
+        now = pd.Series(True, index=rec.index)
+        extra = pd.DataFrame(columns=list(SANCTION_COLUMNS))
+    else:
+        given = pd.DataFrame(list(sanctions), columns=list(SANCTION_COLUMNS))
+        keys = set(zip(given["outcome_id"].astype(str), given["target_id"].astype(str),
+                       given["measure"].astype(str), strict=True))
+        now = rec["applied"] | pd.Series([k in keys for k in ident], index=rec.index,
+                                         dtype=bool)
+        extra = given[[k not in set(ident) for k in zip(
+            given["outcome_id"].astype(str), given["target_id"].astype(str),
+            given["measure"].astype(str), strict=True)]]
+    if len(rec) and not now.equals(rec["applied"]):
+        _write(ws, "sanctions", rec.assign(applied=now))
+    s = pd.concat([rec[now], extra], ignore_index=True) if len(extra) else rec[now]
     if s.empty:
         return []
-    tables: dict[str, pd.DataFrame] = {}
+    s["target_id"] = s["target_id"].astype(str)
+    written: list[str] = []
     st = s[s["target_type"] == "staff"]
     if len(st):
-        staff = ws.read_table("staff")
+        staff = _base(ws, "staff", set(st["target_id"]))
         for r in st.itertuples(index=False):
             i = staff.index[staff["staff_id"] == r.target_id]
             staff.loc[i, "points_this_year"] = int(r.year_total)
@@ -282,28 +314,40 @@ def apply_sanctions(workspace: Workspace | str | os.PathLike[str],
                 staff.loc[i, "qualification_status"] = r.status
                 staff.loc[i, "status_from"] = pd.Timestamp(r.valid_from).date()
                 staff.loc[i, "status_to"] = (pd.Timestamp(r.valid_to).date()
-                                             if r.valid_to else None)
-        tables["staff"] = staff
+                                             if _given(r.valid_to) else None)
+        ws.write_status("staff", staff)
+        written.append("staff")
     ps = s[s["target_type"] == "person"]
     if len(ps):
-        persons = ws.read_table("persons")
+        persons = _base(ws, "persons", set(ps["target_id"]))
         for r in ps.itertuples(index=False):
             i = persons.index[persons["person_id"] == r.target_id]
             persons.loc[i, "settlement_restricted_until"] = pd.Timestamp(r.valid_to).date()
-            if r.facilities:
+            if _given(r.facilities):
                 persons.loc[i, "restricted_facilities"] = r.facilities
-        tables["persons"] = persons
+        ws.write_status("persons", persons)
+        written.append("persons")
     fs = s[s["target_type"] == "facility"]
     if len(fs):
-        fac = ws.read_table("facilities")
-        fac.loc[fac["facility_id"].isin(set(fs["target_id"])), "agreement_status"] = "suspended"
-        tables["facilities"] = fac
-    meta = ws.metadata()
-    ws.write_tables(tables, source=meta.get("source", "sanctions"), replace_all=False,
-                    extra_meta={k: v for k, v in meta.items()
-                                if k not in ("source", "written_at", "row_counts",
-                                             "fingerprint", "fraudscan_version")})
-    return sorted(tables)
+        fac = _base(ws, "facilities", set(fs["target_id"]))
+        fac["agreement_status"] = "suspended"
+        ws.write_status("facilities", fac)
+        written.append("facilities")
+    return sorted(written)
+
+
+def _given(v: object) -> bool:
+    return v is not None and not (isinstance(v, float) and pd.isna(v)) and v != ""
+
+
+def _base(ws: Workspace, table: str, ids: set[str]) -> pd.DataFrame:
+    """Imported key and status columns of the rows ``ids`` (statuses before any sanction)."""
+    from fraudscan.workspace import STATUS_COLUMNS
+
+    key, cols = STATUS_COLUMNS[table]
+    df = ws.read_table(table, [key, *cols], with_status=False)
+    df = df[df[key].astype(str).isin(ids)].reset_index(drop=True)
+    return df.astype({c: object for c in cols})
 
 
 def _check_entity(ws: Workspace, kind: str, entity_id: str) -> None:

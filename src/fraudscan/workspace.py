@@ -7,10 +7,18 @@ Layout::
       tables/NAME.parquet the canonical tables of :mod:`fraudscan.schema`
       fraudscan.duckdb    derived tables (rule findings, features, ...) written by later steps
       rejects/            rows refused by a lenient import, with their reasons
+      status/NAME.parquet status side-tables: sanction statuses over persons / staff / facilities
 
 The Parquet files are the source of truth. :meth:`Workspace.connect` opens the DuckDB file and
 exposes each canonical table as a temporary view over its Parquet file, so SQL written against
 table names works whatever the workspace's location.
+
+Statuses set by sanctions (a person's settlement suspension, a doctor's points, a suspended
+agreement) live in ``status/`` side-tables, not in the canonical files: they change often and
+must not invalidate the derived state (rule findings, leads, rings) the way new data does.
+Every reader still sees them in place — :meth:`Workspace.read_table` and the DuckDB views of
+``persons``, ``staff`` and ``facilities`` overlay the side-table's columns (:data:`STATUS_COLUMNS`)
+on the rows it names, so rules and models read the same column names and values as before.
 
 Writes of canonical tables are atomic: :meth:`Workspace.write_tables` stages every file in a
 sibling directory and swaps it in with renames, so a failed import leaves the workspace as it was.
@@ -29,8 +37,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fraudscan import schema
@@ -40,6 +50,14 @@ DB_FILE = "fraudscan.duckdb"
 META_FILE = "workspace.json"
 TABLES_DIR = "tables"
 REJECTS_DIR = "rejects"
+STATUS_DIR = "status"
+STATUS_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "persons": ("person_id", ("settlement_restricted_until", "restricted_facilities")),
+    "staff": ("staff_id", ("qualification_status", "status_from", "status_to",
+                           "points_this_year")),
+    "facilities": ("facility_id", ("agreement_status",)),
+}
+"""Canonical table → (key, columns a status side-table may override)."""
 
 
 class WorkspaceError(FraudscanError):
@@ -102,6 +120,15 @@ class Workspace:
     def rejects_dir(self) -> Path:
         return self.path / REJECTS_DIR
 
+    @property
+    def status_dir(self) -> Path:
+        return self.path / STATUS_DIR
+
+    def status_path(self, name: str) -> Path:
+        if name not in STATUS_COLUMNS:
+            raise WorkspaceError(f"{name} has no status side-table")
+        return self.status_dir / f"{name}.parquet"
+
     def table_path(self, name: str) -> Path:
         schema.table(name)
         return self.tables_dir / f"{name}.parquet"
@@ -144,25 +171,73 @@ class Workspace:
     def fingerprint(self) -> str:
         """Content hash of the canonical tables (for tracking which data a model saw)."""
         h = hashlib.sha256()
-        for name in self.present_tables():
+        files = [(n, self.table_path(n)) for n in self.present_tables()]
+        # statuses are model inputs too (staff points), so they belong to the data a model saw
+        files += [(f"status/{n}", self.status_path(n)) for n in STATUS_COLUMNS
+                  if self.status_path(n).is_file()]
+        for name, path in files:
             h.update(name.encode())
-            with open(self.table_path(name), "rb") as f:
+            with open(path, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)
         return h.hexdigest()[:16]
 
     # -- reading ----------------------------------------------------------------------------
-    def read_arrow(self, name: str, columns: list[str] | None = None) -> pa.Table:
+    def read_arrow(self, name: str, columns: list[str] | None = None, *,
+                   with_status: bool = True) -> pa.Table:
+        """Read a canonical table; ``with_status`` overlays its status side-table."""
         if not self.has_table(name):
             t = schema.table(name)
             if t.optional or name == "labels":
                 return t.arrow_schema().empty_table().select(columns or t.column_names)
             raise WorkspaceError(f"{self.path}: table {name} is missing")
-        return pq.read_table(self.table_path(name), columns=columns)
+        st = self.read_status(name) if with_status and name in STATUS_COLUMNS else None
+        if st is None or st.num_rows == 0:
+            return pq.read_table(self.table_path(name), columns=columns)
+        key, cols = STATUS_COLUMNS[name]
+        if columns is not None and not set(cols) & set(columns):
+            return pq.read_table(self.table_path(name), columns=columns)
+        need = None if columns is None else list(dict.fromkeys([key, *columns]))
+        t = _overlay(pq.read_table(self.table_path(name), columns=need), st, key, cols)
+        return t if columns is None else t.select(columns)
 
-    def read_table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """Read a canonical table as pandas (an absent optional table reads as empty)."""
-        return self.read_arrow(name, columns).to_pandas()
+    def read_table(self, name: str, columns: list[str] | None = None, *,
+                   with_status: bool = True) -> pd.DataFrame:
+        """Read a canonical table as pandas (an absent optional table reads as empty).
+
+        Statuses from ``status/`` are applied unless ``with_status`` is false (the imported
+        values, which :func:`fraudscan.outcomes.apply_sanctions` starts from).
+        """
+        return self.read_arrow(name, columns, with_status=with_status).to_pandas()
+
+    # -- status side-tables -----------------------------------------------------------------
+    def read_status(self, name: str) -> pa.Table | None:
+        """The status side-table of ``name`` (None when there is none)."""
+        p = self.status_path(name)
+        return pq.read_table(p) if p.is_file() else None
+
+    def write_status(self, name: str, df: pd.DataFrame | None) -> None:
+        """Replace the status side-table of ``name`` (``None`` or empty removes it).
+
+        ``df`` holds the key and the status columns of :data:`STATUS_COLUMNS` (all of them:
+        a null is a value, e.g. no end date). Canonical tables and the DuckDB file are left
+        alone, so rule findings, leads and rings stay valid.
+        """
+        p = self.status_path(name)
+        if df is None or len(df) == 0:
+            p.unlink(missing_ok=True)
+            return
+        key, cols = STATUS_COLUMNS[name]
+        t = schema.table(name)
+        missing = [c for c in (key, *cols) if c not in df.columns]
+        if missing:
+            raise WorkspaceError(f"status of {name}: missing columns {missing}")
+        df = df[[key, *cols]].drop_duplicates(key, keep="last")
+        arrow = to_arrow(df, t).select([key, *cols])
+        self.status_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.status_dir / f".{name}.{uuid.uuid4().hex[:6]}.parquet"
+        write_parquet(arrow, tmp)
+        os.replace(tmp, p)
 
     def row_counts(self) -> dict[str, int]:
         return {
@@ -238,14 +313,47 @@ class Workspace:
         self._write_metadata(meta)
 
 
+def _overlay(t: pa.Table, st: pa.Table, key: str, cols: tuple[str, ...]) -> pa.Table:
+    """``t`` with ``cols`` replaced by ``st``'s values on the rows whose ``key`` it holds."""
+    pos = pd.Index(st.column(key).to_pandas().astype(str)).get_indexer(
+        t.column(key).to_pandas().astype(str))
+    hit = pos >= 0
+    if not hit.any():
+        return t
+    take = pa.array(np.where(hit, pos, 0))
+    mask = pa.array(hit)
+    for c in cols:
+        if c not in t.column_names:
+            continue
+        i = t.column_names.index(c)
+        new = st.column(c).take(take).cast(t.schema.field(c).type)
+        t = t.set_column(i, t.schema.field(c), pc.if_else(mask, new, t.column(c)))
+    return t
+
+
+def _quote(p: Path) -> str:
+    return str(p).replace("'", "''")
+
+
 def attach_views(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
-    """Create a temporary view per canonical table of ``ws`` on connection ``con``."""
+    """Create a temporary view per canonical table of ``ws`` on connection ``con``.
+
+    ``persons``, ``staff`` and ``facilities`` carry their status side-table when there is one.
+    """
     for name, t in schema.TABLES.items():
         if ws.has_table(name):
-            path = str(ws.table_path(name)).replace("'", "''")
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet('{path}')"
-            )
+            path = _quote(ws.table_path(name))
+            src = f"SELECT * FROM read_parquet('{path}')"
+            if name in STATUS_COLUMNS and ws.status_path(name).is_file():
+                key, cols = STATUS_COLUMNS[name]
+                sp = _quote(ws.status_path(name))
+                repl = ", ".join(f"CASE WHEN s.__status_key IS NULL THEN b.{c} ELSE s.{c} END "
+                                 f"AS {c}" for c in cols)
+                src = (f"SELECT b.* REPLACE ({repl}) FROM read_parquet('{path}') b "
+                       f"LEFT JOIN (SELECT {key} AS __status_key, {', '.join(cols)} "
+                       f"FROM read_parquet('{sp}')) s ON CAST(b.{key} AS VARCHAR) = "
+                       "s.__status_key")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {src}")
         else:
             cols = ", ".join(
                 f"CAST(NULL AS {schema.DUCKDB_TYPES[c.dtype]}) AS {c.name}" for c in t.columns

@@ -184,8 +184,9 @@ def register(app: typer.Typer) -> None:
                           + (f" (year total {s['year_total']} points)" if s["points"] else ""),
                           highlight=False)
         if res.tables_written:
-            err_console.print(f"updated {', '.join(res.tables_written)}; derived tables were "
-                              "reset — re-run `fraudscan rules screen` and the later steps")
+            err_console.print(f"statuses updated for {', '.join(res.tables_written)} "
+                              "(W/status/); rule findings, leads and rings are kept — restart "
+                              "a running service to enforce them there")
 
     @outcome.command("list")
     @user_errors
