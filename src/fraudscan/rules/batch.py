@@ -94,9 +94,15 @@ def _line_select(r: Rule, src: str, where: str, amount: str = "amount") -> str:
             f" AND ({where})")
 
 
-def _cond(where: str, amount: str = "amount") -> tuple[str, str]:
-    """A simple line check: its condition and amount over the line-context columns."""
-    return where, amount
+Cond = tuple[str, str, str]
+"""A simple line check: (item gate over the catalogue columns, line condition, amount)."""
+
+
+def _cond(gate: str, where: str, amount: str = "amount") -> Cond:
+    """A simple line check. ``gate`` reads only the catalogue row (``true`` when the check
+    does not depend on it): the fused scan evaluates it once per catalogue item, so the line
+    condition runs only on the lines of items it can apply to."""
+    return gate, where, amount
 
 
 def _claim_select(r: Rule, src: str, where: str, amount: str = "s.total_amount") -> str:
@@ -127,31 +133,30 @@ _AGE_SQL = {
 }
 
 
-def cond_item_sex(r: Rule) -> tuple[str, str]:
-    return _cond(f"{_classes(r)} AND sex_limit IS NOT NULL AND "
-                        "sex IN ('1', '2') AND sex <> sex_limit")
+def cond_item_sex(r: Rule) -> Cond:
+    return _cond(f"{_classes(r)} AND sex_limit IS NOT NULL",
+                 "sex IN ('1', '2') AND sex <> sex_limit")
 
 
-def cond_item_age(r: Rule) -> tuple[str, str]:
-    return _cond(f"{_classes(r)} AND age IS NOT NULL AND "
-                        f"({_AGE_SQL[r.params['band']]})")
+def cond_item_age(r: Rule) -> Cond:
+    return _cond(f"{_classes(r)} AND (age_min_days IS NOT NULL OR age_max_days IS NOT NULL)",
+                 f"age IS NOT NULL AND ({_AGE_SQL[r.params['band']]})")
 
 
-def cond_item_insurance(r: Rule) -> tuple[str, str]:
+def cond_item_insurance(r: Rule) -> Cond:
     wi = "true" if r.params["group"] == "work_injury" else "false"
-    return _cond(f"{_classes(r)} AND ins_l IS NOT NULL AND "
-                        f"list_contains(ins_l, '410') = {wi} AND "
-                        "NOT list_contains(ins_l, insurance_type)")
+    return _cond(f"{_classes(r)} AND ins_l IS NOT NULL AND list_contains(ins_l, '410') = {wi}",
+                 "NOT list_contains(ins_l, insurance_type)")
 
 
-def cond_item_facility_level(r: Rule) -> tuple[str, str]:
-    return _cond(f"{_classes(r)} AND min_facility_level IS NOT NULL AND "
-                        "coalesce(level, 0) < min_facility_level")
+def cond_item_facility_level(r: Rule) -> Cond:
+    return _cond(f"{_classes(r)} AND min_facility_level IS NOT NULL",
+                 "coalesce(level, 0) < min_facility_level")
 
 
-def cond_item_care_mode(r: Rule) -> tuple[str, str]:
-    return _cond(f"{_classes(r)} AND care_l IS NOT NULL AND "
-                        "NOT list_contains(care_l, medical_type)")
+def cond_item_care_mode(r: Rule) -> Cond:
+    return _cond(f"{_classes(r)} AND care_l IS NOT NULL",
+                 "NOT list_contains(care_l, medical_type)")
 
 
 def sql_item_indication(r: Rule) -> str:
@@ -163,21 +168,21 @@ def sql_item_indication(r: Rule) -> str:
     src = f"(SELECT * FROM (SELECT * FROM {cand} WHERE line_id NOT IN ({ok})) JOIN {_S} USING (sk))"
     return _line_select(r, src, "true")
 
-def cond_item_department(r: Rule) -> tuple[str, str]:
-    return _cond(f"{_classes(r)} AND dept_l IS NOT NULL AND dept IS NOT "
-                        "NULL AND NOT list_contains(dept_l, dept)")
+def cond_item_department(r: Rule) -> Cond:
+    return _cond(f"{_classes(r)} AND dept_l IS NOT NULL",
+                 "dept IS NOT NULL AND NOT list_contains(dept_l, dept)")
 
 
-def cond_item_days_supply(r: Rule) -> tuple[str, str]:
-    return _cond(f"{_classes(r)} AND max_days_supply IS NOT NULL AND "
-                        "days_supply IS NOT NULL AND days_supply > max_days_supply")
+def cond_item_days_supply(r: Rule) -> Cond:
+    return _cond(f"{_classes(r)} AND max_days_supply IS NOT NULL",
+                 "days_supply IS NOT NULL AND days_supply > max_days_supply")
 
 
-def cond_item_qty_per_day(r: Rule) -> tuple[str, str]:
+def cond_item_qty_per_day(r: Rule) -> Cond:
     per_day = "(qty / greatest(coalesce(days_supply, 1), 1))"
-    return _cond(f"{_classes(r)} AND max_qty_per_day IS NOT NULL AND "
-                        f"{per_day} > max_qty_per_day + {EPS}",
-                        f"amount * (1 - max_qty_per_day / {per_day})")
+    return _cond(f"{_classes(r)} AND max_qty_per_day IS NOT NULL",
+                 f"{per_day} > max_qty_per_day + {EPS}",
+                 f"amount * (1 - max_qty_per_day / {per_day})")
 
 
 def sql_item_frequency(r: Rule) -> str:
@@ -202,11 +207,13 @@ def sql_item_frequency(r: Rule) -> str:
     return _line_select(r, src, "greatest(f_day, f_stay) > 0",
                         "amount * greatest(f_day, f_stay)")
 
-def cond_item_price_cap(r: Rule) -> tuple[str, str]:
+def cond_item_price_cap(r: Rule) -> Cond:
     cap = ("(CASE least(greatest(coalesce(level, 0), 1), 3) WHEN 1 THEN price_cap_lv1 "
            "WHEN 2 THEN price_cap_lv2 ELSE price_cap_lv3 END)")
-    return _cond(f"{_classes(r)} AND {cap} IS NOT NULL AND "
-                        f"unit_price > {cap} + {PRICE_TOL}", f"(unit_price - {cap}) * qty")
+    return _cond(f"{_classes(r)} AND (price_cap_lv1 IS NOT NULL OR price_cap_lv2 IS NOT NULL "
+                 "OR price_cap_lv3 IS NOT NULL)",
+                 f"{cap} IS NOT NULL AND unit_price > {cap} + {PRICE_TOL}",
+                 f"(unit_price - {cap}) * qty")
 
 
 def sql_item_course(r: Rule) -> str:
@@ -238,15 +245,16 @@ def sql_item_trace_missing(r: Rule) -> str:
     return _line_select(r, src, _classes(r))
 
 
-def cond_item_staff_status(r: Rule) -> tuple[str, str]:
-    return _cond("(staff_status IN ('suspended', 'terminated') AND (status_from IS NULL OR "
+def cond_item_staff_status(r: Rule) -> Cond:
+    return _cond("true", "(staff_status IN ('suspended', 'terminated') AND (status_from IS NULL OR "
                  "d >= status_from) AND (status_to IS NULL OR d <= status_to)) OR "
                  "(staff_death IS NOT NULL AND d > staff_death)")
 
-def cond_item_listed(r: Rule) -> tuple[str, str]:
+def cond_item_listed(r: Rule) -> Cond:
+    # knowledge codes need no catalogue row, so no catalogue gate
     codes = _list(kp["code"] for kp in r.knowledge)
     net = " AND internet" if r.params.get("internet_only") else ""
-    return _cond(f"item_code IN {codes}{net}")
+    return _cond("true", f"item_code IN {codes}{net}")
 
 
 def sql_pair_duplicate(r: Rule) -> str:
@@ -325,8 +333,8 @@ def sql_duplicate_drug(r: Rule) -> str:
            f"({same_day}) OR line_id IN ({supply}))")
     return _line_select(r, src, "true")
 
-def cond_fee_outside_stay(r: Rule) -> tuple[str, str]:
-    return _cond(f"medical_type IN {_list(r.params['medical_types'])} AND "
+def cond_fee_outside_stay(r: Rule) -> Cond:
+    return _cond("true", f"medical_type IN {_list(r.params['medical_types'])} AND "
                         "NOT dd AND (d < adm_d OR d > dis_d)")
 
 
@@ -469,7 +477,7 @@ def sql_person_suspended(r: Rule) -> str:
     return _claim_select(r, "_rs_s s", where)
 
 
-SIMPLE: dict[str, Callable[[Rule], tuple[str, str]]] = {
+SIMPLE: dict[str, Callable[[Rule], Cond]] = {
     name[5:]: fn for name, fn in globals().items() if name.startswith("cond_") and callable(fn)
 }
 """Checks that are a per-line condition over the line context: fused into one scan."""
@@ -478,26 +486,41 @@ SQL: dict[str, Callable[..., str]] = {
     name[4:]: fn for name, fn in globals().items() if name.startswith("sql_") and callable(fn)
 }
 for _name, _fn in SIMPLE.items():
-    SQL[_name] = lambda r, f=_fn: _line_select(r, _LCL, *f(r))
+    SQL[_name] = lambda r, f=_fn: _line_select(r, _LCL, f"({f(r)[0]}) AND ({f(r)[1]})", f(r)[2])
 
 
 def fused_sql(rules: Sequence[Rule]) -> str:
     """One scan of the line context evaluating every simple rule version at once."""
-    cases, conds, meta = [], [], []
+    cases, conds, meta, gates = [], [], [], []
     for i, r in enumerate(rules):
-        where, amount = SIMPLE[r.check](r)
-        cond = f"({_period(r, 'd')} AND ({where}))"
+        gate, where, amount = SIMPLE[r.check](r)
+        g = ""
+        if gate != "true":
+            gates.append(f"coalesce({gate}, false) AS _g{i}")
+            g = f"_g{i} AND "
+        cond = f"({g}({where}) AND {_period(r, 'd')})"
         conds.append(cond)
         cases.append(f"CASE WHEN {cond} THEN {{'i': {i}, 'amt': CAST({amount} AS DOUBLE)}} END")
         meta.append((i, r.id, r.version, r.action, r.severity, r.message))
     m = _values(meta, ("i", "rule_id", "rule_version", "action", "severity", "message"))
+    # item gates: one boolean per rule and catalogue row (438 rows), joined to the lines by ik
+    gt = (f"(SELECT ik, {', '.join(gates)} FROM _rs_cat)" if gates else
+          "(SELECT ik FROM _rs_cat)")
+    # only the settlement columns the conditions read (no text ids): gathering columns through
+    # the joins for every line is what this scan costs; the ids are joined to the hits
+    sc = ("(SELECT sk, sex, birth_date, insurance_type, level, medical_type, internet, adm_d, "
+          "dis_d FROM _rs_s)")
+    src = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {sc} USING (sk) "
+           "LEFT JOIN (SELECT * EXCLUDE (item_code) FROM _rs_cat) USING (ik) "
+           f"LEFT JOIN {gt} USING (ik) LEFT JOIN _rs_st st ON st.staff_id = staff_eff)")
     # the OR of the conditions keeps the few violating lines; only those build the list of
     # hits (building and unnesting a list for every line was most of the scan's cost)
-    return (f"SELECT k.rule_id, k.rule_version, k.action, k.severity, settlement_id, line_id, "
-            f"person_id, facility_id, staff_eff, d, round(h.amt, 2), k.message FROM ("
-            f"SELECT *, unnest(list_filter([{', '.join(cases)}], lambda x: x IS NOT NULL)) AS h "
-            f"FROM (SELECT * FROM {_LCL} WHERE qty > 0 AND ({' OR '.join(conds)}))) "
-            f"JOIN {m} ON k.i = h.i")
+    hits = (f"SELECT sk, line_id, staff_eff, d, unnest(list_filter([{', '.join(cases)}], "
+            f"lambda x: x IS NOT NULL)) AS h FROM (SELECT * FROM {src} WHERE qty > 0 AND "
+            f"({' OR '.join(conds)}))")
+    return (f"SELECT k.rule_id, k.rule_version, k.action, k.severity, s.settlement_id, "
+            f"x.line_id, s.person_id, s.facility_id, x.staff_eff, x.d, round(x.h.amt, 2), "
+            f"k.message FROM ({hits}) x JOIN _rs_s s ON s.sk = x.sk JOIN {m} ON k.i = x.h.i")
 
 # ---------------------------------------------------------------------------------------------
 
