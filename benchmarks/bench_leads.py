@@ -52,15 +52,16 @@ def main() -> None:
               f"{r['total_s']:.1f} s, peak RSS {r['peak_rss_mib']:,} MiB\n")
         secs = {x["detector"]: x["seconds"] for x in r["runs"]}
         print("| detector | seconds | leads | labelled claims | recall | precision "
-              "| precision (any fraud) | decoys hit |")
-        print("|---|---|---|---|---|---|---|---|")
+              "| precision (any fraud) | false leads (on decoys) | decoys hit |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for e in r["evaluation"]:
             def pct(x: float | None) -> str:
                 return "-" if x is None else f"{x:.2f}"
 
             print(f"| `{e['detector']}` | {secs[e['detector']]:.2f} | {e['leads']} "
                   f"| {e['labelled']} | {pct(e['recall'])} | {pct(e['precision'])} "
-                  f"| {pct(e['precision_any_fraud'])} | {e['decoys_hit']} |")
+                  f"| {pct(e['precision_any_fraud'])} | {e['false_leads']} "
+                  f"({e['false_on_decoys']}) | {e['decoys_hit']} |")
 
 
 if __name__ == "__main__":

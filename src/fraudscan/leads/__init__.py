@@ -203,8 +203,12 @@ def evaluate(
     settlements listed by its leads. ``entity_recall`` does the same for labelled persons,
     staff and facilities (found as a lead's subject, its facility, or the person/doctor of a
     listed claim). A lead is true when one of its claims or its subject is a fraud label of
-    the scenario (``precision``) or of any scenario (``precision_any_fraud``). ``decoys_hit``
-    counts decoy labels (honest outliers) a detector's leads list or name.
+    the scenario (``precision``) or of any scenario (``precision_any_fraud``); a claim carrying
+    a fraud-labelled fee line counts as a fraud claim of that line's scenario (the rule-violation
+    scenarios R01-R47 label fee lines only). ``false_leads`` counts leads naming no fraud at all
+    and ``false_on_decoys`` those of them naming or listing a decoy. ``decoys_hit`` counts decoy
+    labels (honest outliers) a detector's leads list or name, also on leads that are right
+    (a decoy dialysis heavy user can be an over-billing victim too).
     """
     ws = _workspace(workspace)
     if leads is None:
@@ -215,6 +219,15 @@ def evaluate(
     labels["entity_id"] = labels["entity_id"].astype(str)
     fraud_l = labels[labels["is_fraud"].astype(bool)]
     decoy_l = labels[~labels["is_fraud"].astype(bool)]
+    line_l = fraud_l[fraud_l["entity_type"] == "fee_line"]
+    if len(line_l) and ws.has_table("fee_lines"):
+        with ws.connect(read_only=True) as con:
+            con.register("_ll", line_l[["entity_id", "scenario"]])
+            via_line = con.execute(
+                "SELECT 'settlement' AS entity_type, l.settlement_id AS entity_id, x.scenario "
+                "FROM _ll x JOIN fee_lines l ON l.line_id = x.entity_id").df()
+        fraud_l = pd.concat([fraud_l, via_line.assign(is_fraud=True, via_line=True)],
+                            ignore_index=True)
     all_fraud = set(zip(fraud_l["entity_type"], fraud_l["entity_id"], strict=True))
     decoys = set(zip(decoy_l["entity_type"], decoy_l["entity_id"], strict=True))
     sett = ws.read_table("settlements", ["settlement_id", "person_id", "facility_id",
@@ -223,18 +236,24 @@ def evaluate(
     for name in all_detectors():
         lab = fraud_l[fraud_l["scenario"] == name]
         ld = leads[leads["detector"] == name]
-        f_sett = set(lab.loc[lab["entity_type"] == "settlement", "entity_id"])
+        own_sett = lab["entity_type"] == "settlement"
+        if "via_line" in lab:  # recall counts the scenario's own claim labels only
+            own_sett &= lab["via_line"].isna()
+        f_sett = set(lab.loc[own_sett, "entity_id"])
         f_ent = set(zip(lab["entity_type"], lab["entity_id"], strict=True)) - {
             ("settlement", s) for s in f_sett}
         f_ent = {e for e in f_ent if e[0] in ("person", "staff", "facility")}
         listed: set[str] = set()
         touched: set[tuple[str, str]] = set()
-        tp = tp_any = 0
+        tp = tp_any = false_leads = false_decoy = 0
         for r in ld.itertuples(index=False):
             sids = {str(x) for x in (r.settlement_ids if r.settlement_ids is not None else [])}
             own = {("settlement", s) for s in sids} | {(str(r.subject_type), str(r.subject_id))}
             tp += bool(own & ({("settlement", s) for s in f_sett} | f_ent))
             tp_any += bool(own & all_fraud)
+            if not own & all_fraud:
+                false_leads += 1
+                false_decoy += bool(own & decoys)
             listed |= sids
             touched |= own
             if isinstance(r.facility_id, str):
@@ -254,6 +273,8 @@ def evaluate(
             "true_leads": tp,
             "precision": tp / len(ld) if len(ld) else float("nan"),
             "precision_any_fraud": tp_any / len(ld) if len(ld) else float("nan"),
+            "false_leads": false_leads,
+            "false_on_decoys": false_decoy,
             "decoys_hit": len(decoys & ({("settlement", s) for s in listed}
                                         | set(zip(ld["subject_type"].astype(str),
                                                   ld["subject_id"].astype(str),
