@@ -223,8 +223,8 @@ def scenario_low_indication_admission(w: World, positive: bool) -> list[str]:
 
 def scenario_group_admission(w: World, positive: bool) -> list[str]:
     out = []
-    for i in range(30):  # H2's ordinary admissions, from many employers, over the year
-        w.stay(w.person(employer=f"E{i}"), "H2", D0 + timedelta(days=10 * i), 4, "J20")
+    for i in range(80):  # H2's ordinary admissions, from many employers, over the year
+        w.stay(w.person(employer=f"E{i}"), "H2", D0 + timedelta(days=4 * i), 4, "J20")
     for i in range(6):
         p = w.person(employer="EG")
         gap = 1 if positive else 12
@@ -255,11 +255,11 @@ def scenario_bed_overuse(w: World, positive: bool) -> list[str]:
 
 def scenario_drug_resale(w: World, positive: bool) -> list[str]:
     p, q = w.person(), w.person()
-    s1 = w.visit(p, "P1", at(D0, 10), "E11", [("DRG01", 2)], mtype="41")
+    s1 = w.visit(p, "P1", at(D0, 10), "E11", [("DRG01", 3)], mtype="41")
     lines = [x for x in w.fee_lines if x["settlement_id"] == s1]
-    s2 = w.visit(q, "P2", at(D0 + timedelta(days=20), 10), "E11", [("DRG01", 2)], mtype="41")
+    s2 = w.visit(q, "P2", at(D0 + timedelta(days=20), 10), "E11", [("DRG01", 3)], mtype="41")
     lines2 = [x for x in w.fee_lines if x["settlement_id"] == s2]
-    for k in range(2):
+    for k in range(3):  # three boxes of one buyer sold again (min_reappearing_codes)
         code = f"8{k:019d}"
         w.trace_scans.append({"scan_id": w.nid("T"), "line_id": lines[0]["line_id"],
                               "facility_id": "P1", "item_code": "DRG01", "trace_code": code,

@@ -166,10 +166,18 @@ def dialysis_overbilling(ctx: Context) -> pd.DataFrame:
     each ISO week sessions are ranked by how usual their weekday is for the patient (a fixed
     Mon/Wed/Fri schedule makes an extra Tuesday stand out); excess sessions are those beyond
     the ``max_sessions_per_week``-th of the week, beyond ``max_sessions_per_day`` a day, and
-    sessions at a second facility the same day. Patient-months with >= ``min_excess_sessions``
-    fire; the lead lists exactly the excess claims. Amount: their dialysis fees.
+    sessions at a second facility the same day. A twice-weekly patient billed a third session
+    stays under the weekly cap, so a session is also excess when it is *off schedule*: on a
+    weekday holding < ``off_schedule_max_weekday_share`` of the patient's sessions (patients
+    with >= ``off_schedule_min_sessions`` sessions), and with ``off_schedule_consecutive`` only
+    when it falls on the day before or after another session (haemodialysis alternates days).
+    With ``after_death`` sessions dated after the patient's death are excess too.
+    Patient-months with >= ``min_excess_sessions`` fire; the lead lists exactly the excess
+    claims. Amount: their dialysis fees.
     """
     c = ctx.cfg
+    consecutive = "least(gap_prev, gap_next) <= 1" if c["off_schedule_consecutive"] else "true"
+    after_death = "dl.d > p.death_date" if c["after_death"] else "false"
     return ctx.df(f"""
     WITH dl AS (
         SELECT l.settlement_id, s.person_id, s.facility_id, l.service_time::DATE AS d,
@@ -179,35 +187,51 @@ def dialysis_overbilling(ctx: Context) -> pd.DataFrame:
         WHERE cat.item_class IN {sql_list(c['item_classes'])} AND l.qty > 0
         GROUP BY ALL),
     usual AS (SELECT person_id, dayofweek(d) AS dow,
-                     count(*) / sum(count(*)) OVER (PARTITION BY person_id) AS dow_share
+                     count(*) / sum(count(*)) OVER (PARTITION BY person_id) AS dow_share,
+                     sum(count(*)) OVER (PARTITION BY person_id) AS n_sessions
               FROM dl GROUP BY person_id, dayofweek(d)),
     ranked AS (
-        SELECT dl.*, u.dow_share,
+        SELECT dl.*, u.dow_share, u.n_sessions,
+               coalesce({after_death}, false) AS after_death,
+               date_diff('day', lag(dl.d) OVER (PARTITION BY dl.person_id ORDER BY dl.d, dl.t),
+                         dl.d) AS gap_prev,
+               date_diff('day', dl.d,
+                         lead(dl.d) OVER (PARTITION BY dl.person_id ORDER BY dl.d, dl.t))
+                   AS gap_next,
                sum(qty) OVER (PARTITION BY dl.person_id, date_trunc('week', d)
                               ORDER BY u.dow_share DESC, t, settlement_id) AS cum_week,
                   sum(qty) OVER (PARTITION BY dl.person_id, d ORDER BY t, settlement_id) AS cum_day,
                   count(DISTINCT facility_id) OVER (PARTITION BY dl.person_id, d) AS facs_day,
                   row_number() OVER (PARTITION BY dl.person_id, d ORDER BY t, settlement_id)
                       AS nth
-        FROM dl JOIN usual u ON u.person_id = dl.person_id AND u.dow = dayofweek(dl.d)),
+        FROM dl JOIN usual u ON u.person_id = dl.person_id AND u.dow = dayofweek(dl.d)
+        LEFT JOIN persons p ON p.person_id = dl.person_id),
     ex AS (
         SELECT *, greatest(least(qty, cum_week - {float(c['max_sessions_per_week'])}),
                            least(qty, cum_day - {float(c['max_sessions_per_day'])}),
-                           CASE WHEN facs_day > 1 AND nth > 1 THEN qty ELSE 0 END, 0)
+                           CASE WHEN facs_day > 1 AND nth > 1 THEN qty ELSE 0 END,
+                           CASE WHEN off_schedule OR after_death THEN qty ELSE 0 END, 0)
                   AS excess
-        FROM ranked),
+        FROM (SELECT *, n_sessions >= {int(c['off_schedule_min_sessions'])}
+                        AND dow_share < {float(c['off_schedule_max_weekday_share'])}
+                        AND coalesce({consecutive}, false) AS off_schedule
+              FROM ranked)),
     pm AS (
         SELECT person_id, facility_id, strftime(d, '%Y-%m') AS period, sum(excess) AS excess,
                sum(amount * excess / qty) AS amt, count(*) AS sessions_billed,
                list_sort(list(settlement_id) FILTER (WHERE excess > 0)) AS sids,
-               max(cum_week) AS max_week
+               max(cum_week) AS max_week,
+               count(*) FILTER (WHERE off_schedule) AS off_schedule,
+               count(*) FILTER (WHERE after_death) AS after_death
         FROM ex GROUP BY ALL)
     SELECT 'person' AS subject_type, person_id AS subject_id, facility_id, period,
            least(1.0, 0.5 * excess / {float(c['min_excess_sessions'])}) AS score,
            amt AS amount,
            to_json(struct_pack(excess_sessions := excess, sessions_billed := sessions_billed,
                max_sessions_in_a_week := max_week,
-               max_per_week := {float(c['max_sessions_per_week'])}))::VARCHAR AS evidence,
+               max_per_week := {float(c['max_sessions_per_week'])},
+               off_schedule_sessions := off_schedule,
+               sessions_after_death := after_death))::VARCHAR AS evidence,
            list_slice(sids, 1, {ctx.cap}) AS settlement_ids
     FROM pm WHERE excess >= {float(c['min_excess_sessions'])}
     """)

@@ -120,9 +120,12 @@ def item_switching(ctx: Context) -> pd.DataFrame:
     compared with purchases plus returns/adjustments. Items exceeding that by more than
     ``tolerance`` (opening stock, timing) and ``min_excess_qty`` are excess; facilities whose
     excess is worth >= ``min_excess_amount`` fire. With ``require_partner`` an over-sold item
-    only counts when an item of the same class was bought but not sold at that facility (the
-    real goods behind the switch); without it any stock gap fires (resale and cash-out leave
-    gaps too). Evidence lists both.
+    only counts when cheaper items of the same class were bought but not sold at that facility
+    (the real goods behind the switch: purchased/sold above the facility's usual ratio, the
+    median over its items, by more than ``tolerance``) and their surplus beyond that usual
+    stock build-up covers >= ``min_partner_cover`` of the over-sold quantity; without it any
+    stock gap fires (resale and cash-out leave gaps too, but no matching surplus of cheaper
+    goods). Evidence lists both.
     """
     c = ctx.cfg
     classes = sql_list(c["stock_classes"])
@@ -164,17 +167,29 @@ def item_switching(ctx: Context) -> pd.DataFrame:
                      AS unsold
               FROM x WHERE available > (1 + {float(c['tolerance'])}) * sold
                 AND available - sold >= {float(c['min_excess_qty'])} GROUP BY 1),
-    over_p AS (SELECT o.* FROM over o
-               WHERE NOT {str(bool(c['require_partner'])).lower()} OR EXISTS (
-                   SELECT 1 FROM x u JOIN catalogue cu ON cu.item_code = u.item_code
-                   JOIN catalogue co ON co.item_code = o.item_code
-                   WHERE u.facility_id = o.facility_id AND cu.item_class = co.item_class
-                     AND u.item_code <> o.item_code
-                     AND u.available > (1 + {float(c['tolerance'])}) * u.sold
-                     AND u.available - u.sold >= {float(c['min_excess_qty'])})),
+    usual AS (SELECT facility_id, greatest(median(available / sold), 1.0) AS ratio FROM x
+              WHERE sold >= {float(c['min_excess_qty'])} AND available > 0 GROUP BY 1),
+    partner AS (
+        SELECT o.facility_id, o.item_code,
+               coalesce(sum(greatest(u.available - coalesce(us.ratio, 1.0) * u.sold, 0)), 0)
+                   AS cover,
+               count(u.item_code) AS partners
+        FROM over o JOIN catalogue co ON co.item_code = o.item_code
+        LEFT JOIN usual us ON us.facility_id = o.facility_id
+        LEFT JOIN (x u JOIN catalogue cu ON cu.item_code = u.item_code)
+          ON u.facility_id = o.facility_id AND cu.item_class = co.item_class
+         AND u.item_code <> o.item_code AND u.price < o.price
+         AND u.available > (coalesce(us.ratio, 1.0) + {float(c['tolerance'])}) * u.sold
+         AND u.available - u.sold >= {float(c['min_excess_qty'])}
+        GROUP BY 1, 2),
+    over_p AS (SELECT o.*, pa.cover FROM over o JOIN partner pa USING (facility_id, item_code)
+               WHERE NOT {str(bool(c['require_partner'])).lower()}
+                  OR (pa.partners > 0
+                      AND pa.cover >= {float(c['min_partner_cover'])} * o.excess)),
     fac AS (SELECT facility_id, sum(excess * price) AS amt, count(*) AS n_items,
                    list(struct_pack(item_code := item_code, sold := sold,
-                        purchased := purchased, excess := excess) ORDER BY excess * price DESC)
+                        purchased := purchased, excess := excess,
+                        partner_surplus := round(cover, 1)) ORDER BY excess * price DESC)
                        AS oversold,
                    list_slice(list_sort(list_distinct(flatten(list(coalesce(sids, []))))),
                               1, {ctx.cap}) AS settlement_ids,
