@@ -362,9 +362,13 @@ def sql_second_line(r: Rule) -> str:
 
 def sql_trace_reused(r: Rule) -> str:
     # codes on two or more lines (min <> max: no distinct count), then the sales of each code
-    # after its first in (admission time, settlement id, line id) order
-    dup = ("SELECT trace_code FROM trace_scans WHERE trace_code IS NOT NULL GROUP BY 1 "
-           "HAVING min(line_id) <> max(line_id)")
+    # after its first in (admission time, settlement id, line id) order. Almost every code is
+    # scanned once: grouping integer hashes first leaves few candidates for the exact grouping
+    # on the text code (a hash collision only adds a candidate)
+    cand = ("SELECT hash(trace_code) FROM trace_scans WHERE trace_code IS NOT NULL GROUP BY 1 "
+            "HAVING count(*) > 1")
+    dup = (f"SELECT trace_code FROM trace_scans WHERE trace_code IS NOT NULL AND "
+           f"hash(trace_code) IN ({cand}) GROUP BY 1 HAVING min(line_id) <> max(line_id)")
     later = ("SELECT line_id FROM (SELECT line_id, row_number() OVER (PARTITION BY trace_code "
              "ORDER BY adm_ts, settlement_id, line_id) AS rn FROM (SELECT DISTINCT t.trace_code, "
              "lc.line_id, s.settlement_id, s.adm_ts FROM (SELECT trace_code, line_id FROM "
@@ -441,17 +445,17 @@ def sql_after_death(r: Rule) -> str:
 def sql_too_many_drugs(r: Rule) -> str:
     excl = _list(r.params.get("excluded_medical_types", []))
     mk = int(r.params["max_kinds"])
-    # the drug lines (one scan), and only settlements with more than max_kinds of them can
-    # break the limit
+    # drug lines of the catalogue join only; the care mode is filtered by settlement key
     lines = (f"SELECT sk, nullif(prescription_no, '') AS rx, CASE WHEN "
              "nullif(prescription_no, '') IS NULL THEN d END AS rx_day, item_code, amount "
              f"FROM {_LK} WHERE qty > 0 AND {_classes(r)} AND sk IN (SELECT sk FROM _rs_s WHERE "
              f"medical_type NOT IN {excl})")
-    busy = f"SELECT sk FROM dl GROUP BY 1 HAVING count(*) > {mk}"
+    # only settlements with more than max_kinds such lines can break the limit
+    busy = f"SELECT sk FROM ({lines}) GROUP BY 1 HAVING count(*) > {mk}"
     g = (f"SELECT sk, rx, rx_day, count(DISTINCT item_code) AS n, sum(amount) AS amt "
-         f"FROM dl WHERE sk IN ({busy}) GROUP BY 1, 2, 3")
-    src = (f"_rs_s s JOIN (WITH dl AS MATERIALIZED ({lines}) SELECT sk, sum(amt) AS amt FROM "
-           f"({g}) WHERE n > {mk} GROUP BY 1) v ON v.sk = s.sk")
+         f"FROM ({lines}) WHERE sk IN ({busy}) GROUP BY 1, 2, 3")
+    src = (f"_rs_s s JOIN (SELECT sk, sum(amt) AS amt FROM ({g}) WHERE n > {mk} GROUP BY 1) v "
+           "ON v.sk = s.sk")
     return _claim_select(r, src, "true", "v.amt")
 
 
