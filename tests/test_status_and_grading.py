@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -107,3 +108,42 @@ def test_apply_is_idempotent_and_survives_reimport(ws: Workspace) -> None:
                     replace_all=False)
     assert str(ws.read_table("persons").set_index("person_id").loc[
         pid, "settlement_restricted_until"]) == "2025-09-01"
+
+
+def test_grades_use_only_what_was_known_by_the_period_end(ws: Workspace) -> None:
+    from fraudscan.grading import GradeResult, grade, read_history
+    from fraudscan.outcomes import record_outcome
+
+    def row(g: GradeResult, fid: str) -> pd.Series:
+        return g.grades.set_index("facility_id").loc[fid]
+
+    q3 = grade(ws, "2025Q3")
+    q4 = grade(ws, "2025Q4", save=False)
+    # the facility with the fewest findings that settled claims in Q4 gets many new ones there
+    late = query(ws, "SELECT facility_id, count(*) AS n FROM settlements WHERE settle_time >= "
+                     "TIMESTAMP '2025-10-01' GROUP BY 1")
+    fids = set(late.loc[late["n"] >= 5, "facility_id"].astype(str))
+    fid = q4.grades[q4.grades["facility_id"].isin(fids)].sort_values(
+        "pts_rule_findings", kind="stable")["facility_id"].iloc[0]
+    with ws.connect() as con:
+        con.execute(f"""
+            INSERT INTO rule_findings
+            SELECT 'RTEST', 1, 'flag', 'high', settlement_id, NULL, person_id, facility_id,
+                   attending_staff_id, CAST(settle_time AS DATE), fund_paid, 'test'
+            FROM settlements WHERE facility_id = '{fid}'
+              AND settle_time >= TIMESTAMP '2025-10-01'""")
+    record_outcome(ws, "facility", fid, "confirmed", amount=100, on="2025-11-15")
+    # the past period does not move: findings and the outcome came after it
+    again = grade(ws, "2025Q3", save=False)
+    pd.testing.assert_frame_equal(again.grades.drop(columns=["reason_zh", "reason_en"]),
+                                  q3.grades.drop(columns=["reason_zh", "reason_en"]))
+    assert row(again, fid)["tier"] != "red" or row(q3, fid)["tier"] == "red"
+    # the next period sees them
+    g4 = grade(ws, "2025Q4")
+    assert row(g4, fid)["pts_rule_findings"] > row(q4, fid)["pts_rule_findings"]
+    assert row(g4, fid)["tier"] == "red" and "confirmed fraud" in row(g4, fid)["reason_en"]
+    assert list(read_history(ws)["period"].unique()) == ["2025Q3", "2025Q4"]
+    # a period cut before the end of the data re-scores the model on that period's inputs
+    q1 = grade(ws, "2025Q1", save=False)
+    assert not np.allclose(q1.grades.set_index("facility_id")["pts_model_risk"].sort_index(),
+                           g4.grades.set_index("facility_id")["pts_model_risk"].sort_index())

@@ -85,12 +85,16 @@ def read_sanctions(workspace: Workspace | str | os.PathLike[str]) -> pd.DataFram
     return _read(_ws(workspace), "sanctions", SANCTION_COLUMNS)
 
 
-def outcome_labels(workspace: Workspace | str | os.PathLike[str]) -> pd.DataFrame:
+def outcome_labels(workspace: Workspace | str | os.PathLike[str],
+                   until: date | str | pd.Timestamp | None = None) -> pd.DataFrame:
     """Outcomes as rows of the canonical ``labels`` table (source ``inspection``).
 
-    The latest outcome per entity wins (a re-inspection can clear an earlier finding).
+    The latest outcome per entity wins (a re-inspection can clear an earlier finding). With
+    ``until`` only outcomes dated on or before that day count (grading a past period).
     """
     o = read_outcomes(workspace)
+    if until is not None and len(o):
+        o = o[pd.to_datetime(o["date"]).dt.date <= pd.Timestamp(until).date()]
     cols = ["entity_type", "entity_id", "scenario", "is_fraud", "amount_at_risk", "source",
             "group_id", "period"]
     if o.empty:
@@ -302,8 +306,17 @@ def apply_sanctions(workspace: Workspace | str | os.PathLike[str],
     s = pd.concat([rec[now], extra], ignore_index=True) if len(extra) else rec[now]
     if s.empty:
         return []
-    s["target_id"] = s["target_id"].astype(str)
-    written: list[str] = []
+    written = []
+    for table, df in _status_frames(ws, s).items():
+        ws.write_status(table, df)
+        written.append(table)
+    return sorted(written)
+
+
+def _status_frames(ws: Workspace, s: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Key and status columns of every sanctioned row after applying ``s`` in order."""
+    s = s.assign(target_id=s["target_id"].astype(str))
+    out: dict[str, pd.DataFrame] = {}
     st = s[s["target_type"] == "staff"]
     if len(st):
         staff = _base(ws, "staff", set(st["target_id"]))
@@ -315,8 +328,7 @@ def apply_sanctions(workspace: Workspace | str | os.PathLike[str],
                 staff.loc[i, "status_from"] = pd.Timestamp(r.valid_from).date()
                 staff.loc[i, "status_to"] = (pd.Timestamp(r.valid_to).date()
                                              if _given(r.valid_to) else None)
-        ws.write_status("staff", staff)
-        written.append("staff")
+        out["staff"] = staff
     ps = s[s["target_type"] == "person"]
     if len(ps):
         persons = _base(ws, "persons", set(ps["target_id"]))
@@ -325,15 +337,43 @@ def apply_sanctions(workspace: Workspace | str | os.PathLike[str],
             persons.loc[i, "settlement_restricted_until"] = pd.Timestamp(r.valid_to).date()
             if _given(r.facilities):
                 persons.loc[i, "restricted_facilities"] = r.facilities
-        ws.write_status("persons", persons)
-        written.append("persons")
+        out["persons"] = persons
     fs = s[s["target_type"] == "facility"]
     if len(fs):
         fac = _base(ws, "facilities", set(fs["target_id"]))
         fac["agreement_status"] = "suspended"
-        ws.write_status("facilities", fac)
-        written.append("facilities")
-    return sorted(written)
+        out["facilities"] = fac
+    return out
+
+
+def statuses_as_of(workspace: Workspace | str | os.PathLike[str], table: str,
+                   until: date | str | pd.Timestamp, columns: Sequence[str] | None = None
+                   ) -> pd.DataFrame:
+    """``table`` (persons, staff or facilities) with the statuses it had on day ``until``.
+
+    Imported values plus the applied sanctions that took effect by then (``valid_from``), so
+    grading a past period is not changed by a sanction recorded later.
+    """
+    from fraudscan.workspace import STATUS_COLUMNS
+
+    ws = _ws(workspace)
+    key, cols = STATUS_COLUMNS[table]
+    need = None if columns is None else list(dict.fromkeys([key, *columns]))
+    df = ws.read_table(table, need, with_status=False)
+    s = read_sanctions(ws)
+    if "applied" in s.columns:
+        s = s[s["applied"].fillna(True).astype(bool)]
+    s = s[pd.to_datetime(s["valid_from"]).dt.date <= pd.Timestamp(until).date()]
+    frame = _status_frames(ws, s).get(table) if len(s) else None
+    if frame is not None and len(frame):
+        over = frame.set_index(frame[key].astype(str))
+        pos = df[key].astype(str)
+        hit = pos.isin(over.index)
+        for c in cols:
+            if c in df.columns:
+                df[c] = df[c].astype(object)
+                df.loc[hit, c] = over.loc[pos[hit], c].to_numpy()
+    return df if columns is None else df[list(columns)]
 
 
 def _given(v: object) -> bool:

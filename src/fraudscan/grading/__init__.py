@@ -95,20 +95,103 @@ def _pct(s: pd.Series) -> pd.Series:
     return r.where(v > 0, 0.0)
 
 
-def components(ws: Workspace) -> pd.DataFrame:
-    """Per facility: the five component scores in [0, 1] and the raw figures behind them."""
+def period_end(period: str) -> pd.Timestamp:
+    """Last day of a period such as ``2025Q4``, ``2025-11`` or ``2025``."""
+    try:
+        return pd.Period(str(period)).end_time.normalize()
+    except (ValueError, TypeError):
+        raise GradingError(f"period {period!r} is not a quarter (2025Q4), month (2025-11) or "
+                           "year (2025)") from None
+
+
+def data_end(ws: Workspace) -> pd.Timestamp | None:
+    """Day of the last settlement in the workspace."""
+    with ws.connect(read_only=True) as con:
+        last = con.execute("SELECT max(settle_time) FROM settlements").fetchone()[0]
+    return None if last is None else pd.Timestamp(last).normalize()
+
+
+def _model_risk_as_of(ws: Workspace, until: pd.Timestamp) -> tuple[pd.DataFrame, tuple]:
+    """Facility model risk re-scored on inputs built from what was known by ``until``.
+
+    The trained model (``W/models/facility.joblib``) is kept; only its inputs are cut: the
+    facility frame with ``until`` plus the claim-risk roll-up of claims settled by then.
+    """
+    from fraudscan.models import facility as fm
+    from fraudscan.models import load_model, read_scores
+    from fraudscan.models.data import query
+
+    try:
+        model = load_model(ws, "facility")
+    except FraudscanError as e:
+        raise GradingError(str(e)) from None
+    fr = fm.frame(ws, until=until)
+    X = fr.X.copy()
+    try:
+        cs = read_scores(ws, "claim")
+    except FraudscanError:
+        cs = None
+    if cs is not None and len(cs):
+        day = until.date().isoformat()
+        known = query(ws, "SELECT settlement_id AS id FROM settlements WHERE "
+                          f"CAST(settle_time AS DATE) <= DATE '{day}'")
+        cs = cs[cs["id"].astype(str).isin(set(known["id"].astype(str)))]
+        oof = pd.to_numeric(cs.get("oof_risk"), errors="coerce")
+        risk = oof.where(oof.notna(), pd.to_numeric(cs["risk_score"], errors="coerce"))
+        d = pd.DataFrame({"facility_id": cs["facility_id"].astype(str), "risk": risk,
+                          "fund": pd.to_numeric(cs["amount_at_stake"], errors="coerce")})
+        g = d.groupby("facility_id")
+        roll = pd.DataFrame({"claim_risk_mean": g["risk"].mean(),
+                             "claim_risk_p90": g["risk"].quantile(0.9),
+                             "claim_risk_fund": (d["risk"] * d["fund"]).groupby(
+                                 d["facility_id"]).sum()}).reindex(fr.ids)
+        for c in roll.columns:
+            X[c] = roll[c].to_numpy()
+    Xm = X.reindex(columns=model.feature_names_)
+    out = pd.DataFrame({"facility_id": fr.ids.astype(str),
+                        "risk_score": model.risk(Xm.to_numpy(dtype=np.float64), fr.peer),
+                        "fund_paid": fr.meta["fund_paid"].to_numpy()})
+    # the reasons of a past period's grade quote the values of that period
+    return out, (Xm.reset_index(drop=True), fr.ids.astype(str), fr.peer)
+
+
+def components(ws: Workspace, until: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Per facility: the five component scores in [0, 1] and the raw figures behind them.
+
+    With ``until`` (a day) only what was known by then counts: findings and leads on claims
+    settled by that day, rings whose evidence had begun, outcomes dated and sanctions in
+    effect by then, and — when data settled after ``until`` exist — the facility model
+    re-scored on inputs cut there. Without it, everything.
+    """
+    last = data_end(ws)
+    rescore = until is not None and last is not None and until < last
+    return _components(ws, until, rescore)[0]
+
+
+def _components(ws: Workspace, until: pd.Timestamp | None, rescore: bool
+                ) -> tuple[pd.DataFrame, tuple | None]:
+    """:func:`components` and, when re-scored, the model inputs (for the reasons)."""
     from fraudscan.models import read_scores
     from fraudscan.models.data import facility_info, finding_counts, lead_counts, ring_counts
     from fraudscan.models.facility import staff_points
-    from fraudscan.outcomes import outcome_labels
+    from fraudscan.outcomes import outcome_labels, statuses_as_of
 
-    try:
-        sc = read_scores(ws, "facility")
-    except FraudscanError as e:
-        raise GradingError(str(e)) from None
+    inputs = None
+    if until is None or not rescore:
+        try:
+            sc = read_scores(ws, "facility")[["facility_id", "risk_score", "fund_paid"]]
+        except FraudscanError as e:
+            raise GradingError(str(e)) from None
+    else:
+        sc, inputs = _model_risk_as_of(ws, until)
     info = facility_info(ws)
-    df = info.merge(sc[["facility_id", "risk_score", "fund_paid", "amount_at_stake"]],
-                    on="facility_id", how="left")
+    if until is not None:
+        ag = statuses_as_of(ws, "facilities", until, ["facility_id", "agreement_status"])
+        info["agreement_status"] = info["facility_id"].map(
+            dict(zip(ag["facility_id"].astype(str), ag["agreement_status"], strict=True))
+        ).fillna("")
+    sc = sc.assign(facility_id=sc["facility_id"].astype(str))
+    df = info.merge(sc, on="facility_id", how="left")
 
     def join(d: pd.DataFrame) -> None:
         nonlocal df
@@ -116,11 +199,11 @@ def components(ws: Workspace) -> pd.DataFrame:
         d["facility_id"] = d["facility_id"].astype(str)
         df = df.merge(d, on="facility_id", how="left")
 
-    join(finding_counts(ws, "facility_id"))
-    join(lead_counts(ws, "facility_id").drop(columns=["detectors"]))
-    join(ring_counts(ws, ("facility", "pharmacy")).drop(columns=["ring_id"]))
-    join(staff_points(ws))
-    out = outcome_labels(ws)
+    join(finding_counts(ws, "facility_id", until))
+    join(lead_counts(ws, "facility_id", until=until).drop(columns=["detectors"]))
+    join(ring_counts(ws, ("facility", "pharmacy"), until).drop(columns=["ring_id"]))
+    join(staff_points(ws, until))
+    out = outcome_labels(ws, until)
     out = out[out["entity_type"] == "facility"]
     conf = out[out["is_fraud"].astype(bool)].groupby("entity_id").size()
     df["confirmed_cases"] = df["facility_id"].map(conf).fillna(0)
@@ -139,7 +222,7 @@ def components(ws: Workspace) -> pd.DataFrame:
     df["c_history"] = np.minimum(1.0, 0.5 * np.minimum(df["confirmed_cases"], 2)
                                  + 0.3 * np.minimum(df["staff_points"] / 12, 1)
                                  + 0.2 * (df["suspended_staff"] > 0) + 0.5 * agreement_bad)
-    return df
+    return df, inputs
 
 
 def _quota_tiers(points: pd.Series, cfg: Mapping[str, Any]) -> pd.Series:
@@ -189,12 +272,20 @@ def default_period(ws: Workspace) -> str:
 def grade(workspace: Workspace | str | os.PathLike[str], period: str | None = None, *,
           config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
           save: bool = True, explain: bool = True) -> GradeResult:
-    """Grade every facility for ``period`` (default: quarter of the last settlement)."""
+    """Grade every facility for ``period`` (default: quarter of the last settlement).
+
+    Uses only what was known by the end of the period (:func:`components`), so re-grading a
+    past period after more data, findings or outcomes arrive gives the same points.
+    """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     ws.require()
     cfg = load_config(overrides=config) if isinstance(config, Mapping) else load_config(config)
     period = period or default_period(ws)
-    df = components(ws)
+    end = period_end(period)
+    last = data_end(ws)
+    # a period ending after the last settlement saw everything the trained scores saw; earlier
+    # periods are re-scored on inputs cut at their end, so their grades stay put as data arrive
+    df, inputs = _components(ws, end, rescore=last is not None and end < last)
     w = cfg["weights"]
     for c in COMPONENTS:
         df[f"pts_{c}"] = (w[c] * df[f"c_{c}"].astype(float)).round(1)
@@ -222,7 +313,7 @@ def grade(workspace: Workspace | str | os.PathLike[str], period: str | None = No
     df["raw_tier"] = raw
     df = _hysteresis(ws, df, period, cfg)
     df["period"] = period
-    _reasons(ws, df, reasons_zh, reasons_en, explain)
+    _reasons(ws, df, reasons_zh, reasons_en, explain, inputs)
     cols = ["period", "facility_id", "facility_name", "district", "facility_type", "points",
             *[f"pts_{c}" for c in COMPONENTS], "score_tier", "raw_tier", "previous_tier",
             "tier", "clean_streak", "change", "reason_zh", "reason_en"]
@@ -282,11 +373,12 @@ def _hysteresis(ws: Workspace, df: pd.DataFrame, period: str,
 
 
 def _reasons(ws: Workspace, df: pd.DataFrame, rz: list[list[str]], re_: list[list[str]],
-             explain: bool) -> None:
+             explain: bool, inputs: tuple | None = None) -> None:
     """Reason text: change, top components and (for non-blue) the model's top indicators."""
     model_reasons: dict[str, tuple[str, str]] = {}
     if explain:
-        model_reasons = _model_reasons(ws, df.loc[df["tier"] != "blue", "facility_id"])
+        model_reasons = _model_reasons(ws, df.loc[df["tier"] != "blue", "facility_id"],
+                                       inputs)
     zh_out, en_out = [], []
     for i, r in enumerate(df.itertuples(index=False)):
         tz, _, te = TIER_NAMES[r.tier]
@@ -312,11 +404,26 @@ def _reasons(ws: Workspace, df: pd.DataFrame, rz: list[list[str]], re_: list[lis
     df["reason_zh"], df["reason_en"] = zh_out, en_out
 
 
-def _model_reasons(ws: Workspace, ids: pd.Series) -> dict[str, tuple[str, str]]:
-    """Top facility-model indicators (SHAP) of the given facilities."""
+def _model_reasons(ws: Workspace, ids: pd.Series, inputs: tuple | None = None
+                   ) -> dict[str, tuple[str, str]]:
+    """Top facility-model indicators (SHAP) of the given facilities.
+
+    ``inputs`` (X, ids, peer groups) are the period's model inputs when it was cut; without
+    them the inputs of the last training run are explained.
+    """
     if ids.empty:
         return {}
-    from fraudscan.suspects import explain_rows
+    if inputs is not None:
+        from fraudscan.models import load_model
+        from fraudscan.models.explain import explain as shap_reasons
 
-    rows = explain_rows(ws, "facility", list(ids), top=2)
+        X, all_ids, peer = inputs
+        pick = np.isin(all_ids, list(ids.astype(str)))
+        rs = shap_reasons(load_model(ws, "facility"), X[pick].reset_index(drop=True),
+                          peer[pick], "facility", top=2)
+        rows = dict(zip(all_ids[pick], rs, strict=True))
+    else:
+        from fraudscan.suspects import explain_rows
+
+        rows = explain_rows(ws, "facility", list(ids), top=2)
     return {k: ("；".join(r.zh for r in v), "; ".join(r.en for r in v)) for k, v in rows.items()}

@@ -128,38 +128,92 @@ def _f(df: pd.DataFrame, col: str) -> pd.Series:
         np.nan, index=df.index)
 
 
-def lead_counts(ws: Workspace, column: str, subject_type: str | None = None) -> pd.DataFrame:
-    """Per entity (``column`` of the leads table): leads, detectors, max score, amount."""
+def as_of_day(until: object) -> str | None:
+    """``until`` as a SQL date literal (None: no cut-off)."""
+    return None if until is None else f"DATE '{pd.Timestamp(until).date().isoformat()}'"
+
+
+def dated_leads_sql(until: object) -> str:
+    """The ``leads`` rows known by the day ``until``: a lead is dated by the end of its period
+    (``YYYY-MM``, ``YYYYQn``, ``YYYY``) and by its last listed settlement, whichever is later;
+    a lead with neither counts as known at the end of the data."""
+    day = as_of_day(until)
+    if day is None:
+        return "SELECT * FROM leads"
+    return f"""
+        WITH pe AS (
+            SELECT *, CASE
+                WHEN regexp_matches(period, '^[0-9]{{4}}-[0-9]{{2}}$')
+                    THEN last_day(CAST(period || '-01' AS DATE))
+                WHEN regexp_matches(period, '^[0-9]{{4}}-?Q[1-4]$')
+                    THEN last_day(make_date(CAST(left(period, 4) AS INTEGER),
+                                            CAST(right(period, 1) AS INTEGER) * 3, 1))
+                WHEN regexp_matches(period, '^[0-9]{{4}}$')
+                    THEN CAST(period || '-12-31' AS DATE)
+                END AS _period_end
+            FROM leads),
+        ls AS (SELECT u.lead_id, CAST(max(s.settle_time) AS DATE) AS _last_settle
+               FROM (SELECT lead_id, unnest(settlement_ids) AS sid FROM leads) u
+               JOIN settlements s ON s.settlement_id = u.sid GROUP BY 1)
+        SELECT pe.* EXCLUDE (_period_end) FROM pe LEFT JOIN ls USING (lead_id)
+        WHERE coalesce(greatest(_period_end, _last_settle), _period_end, _last_settle,
+                       (SELECT CAST(max(settle_time) AS DATE) FROM settlements)) <= {day}"""
+
+
+def lead_counts(ws: Workspace, column: str, subject_type: str | None = None,
+                until: object = None) -> pd.DataFrame:
+    """Per entity (``column`` of the leads table): leads, detectors, max score, amount.
+
+    With ``until`` only leads known by that day count (:func:`dated_leads_sql`).
+    """
     where = f"WHERE subject_type = '{subject_type}'" if subject_type else ""
     df = query(ws, f"""
         SELECT {column} AS id, count(*) AS n_leads, count(DISTINCT detector) AS n_detectors,
                max(score) AS max_lead_score, sum(amount) AS lead_amount,
                string_agg(DISTINCT detector, ';' ORDER BY detector) AS detectors
-        FROM leads {where} GROUP BY 1""", needs=["leads"])
+        FROM ({dated_leads_sql(until)}) {where} GROUP BY 1""", needs=["leads"])
     return df if df is not None else pd.DataFrame(
         columns=["id", "n_leads", "n_detectors", "max_lead_score", "lead_amount", "detectors"])
 
 
-def finding_counts(ws: Workspace, column: str) -> pd.DataFrame:
-    """Per entity: rule findings, distinct rules, flagged amount."""
+def finding_counts(ws: Workspace, column: str, until: object = None) -> pd.DataFrame:
+    """Per entity: rule findings, distinct rules, flagged amount.
+
+    With ``until`` only findings on settlements settled by that day (else by service date).
+    """
+    day = as_of_day(until)
+    src = "rule_findings" if day is None else f"""(
+        SELECT f.* FROM rule_findings f LEFT JOIN settlements s USING (settlement_id)
+        WHERE CAST(coalesce(s.settle_time, f.service_date) AS DATE) <= {day})"""
     df = query(ws, f"""
         SELECT {column} AS id, count(*) AS n_rule_findings, count(DISTINCT rule_id) AS n_rules,
                sum(amount) AS rule_amount
-        FROM rule_findings WHERE {column} IS NOT NULL GROUP BY 1""", needs=["rule_findings"])
+        FROM {src} WHERE {column} IS NOT NULL GROUP BY 1""", needs=["rule_findings"])
     return df if df is not None else pd.DataFrame(
         columns=["id", "n_rule_findings", "n_rules", "rule_amount"])
 
 
-def ring_counts(ws: Workspace, node_types: Sequence[str]) -> pd.DataFrame:
-    """Per entity: rings it belongs to and the best ring score."""
+def ring_counts(ws: Workspace, node_types: Sequence[str], until: object = None
+                ) -> pd.DataFrame:
+    """Per entity: rings it belongs to and the best ring score.
+
+    Rings carry no date; with ``until`` a ring counts once one of its insured members has
+    settled at one of its facilities by that day (its evidence had begun).
+    """
     types = ", ".join(f"'{t}'" for t in node_types)
+    day = as_of_day(until)
+    seen = "" if day is None else f"""AND m.ring_id IN (
+        SELECT DISTINCT p.ring_id FROM ring_members p
+        JOIN ring_members f ON f.ring_id = p.ring_id AND f.node_type IN ('facility', 'pharmacy')
+        JOIN settlements s ON s.person_id = p.node_id AND s.facility_id = f.node_id
+        WHERE p.node_type = 'person' AND CAST(s.settle_time AS DATE) <= {day})"""
     df = query(ws, f"""
         SELECT m.node_id AS id, count(DISTINCT m.ring_id) AS n_rings, max(r.score) AS ring_score,
                max(CASE WHEN m.role IN ('organiser', 'recruiter', 'hub') THEN 1 ELSE 0 END)
                    AS ring_key_role,
                arg_max(m.ring_id, r.score) AS ring_id
         FROM ring_members m JOIN rings r USING (ring_id)
-        WHERE m.node_type IN ({types}) GROUP BY 1""", needs=["rings", "ring_members"])
+        WHERE m.node_type IN ({types}) {seen} GROUP BY 1""", needs=["rings", "ring_members"])
     return df if df is not None else pd.DataFrame(
         columns=["id", "n_rings", "ring_score", "ring_key_role", "ring_id"])
 

@@ -83,14 +83,23 @@ COUNT_FEATURES = ("n_rule_findings", "n_rules", "rule_amount", "n_leads", "n_det
 LOW_IS_RISKY = {"trace_coverage__mean"}
 
 
-def monthly(ws: Workspace) -> pd.DataFrame:
-    """Facility feature months aggregated per facility (``<col>__mean`` and ``<col>__max``)."""
+def monthly(ws: Workspace, until: object = None) -> pd.DataFrame:
+    """Facility feature months aggregated per facility (``<col>__mean`` and ``<col>__max``).
+
+    With ``until`` only the months ending by that day.
+    """
     from fraudscan.features import FeatureError, load
 
     try:
         m = load(ws, "facility")
     except FeatureError:
         return pd.DataFrame(columns=["facility_id"])
+    if until is not None:  # whole months only: a month is known once it has ended
+        day = pd.Timestamp(until).normalize()
+        last = day.to_period("M")
+        if day < last.end_time.normalize():
+            last -= 1
+        m = m[m["period"].astype(str) <= str(last)].copy()
     m["facility_id"] = m["facility_id"].astype(str)
     g = m.groupby("facility_id")
     parts = [numeric(m, MONTHLY_MEAN).groupby(m["facility_id"]).mean().add_suffix("__mean"),
@@ -100,9 +109,18 @@ def monthly(ws: Workspace) -> pd.DataFrame:
     return out.reset_index()
 
 
-def staff_points(ws: Workspace) -> pd.DataFrame:
-    """Per facility: payment-qualification points of its staff and staff not active."""
-    st = ws.read_table("staff", ["facility_id", "qualification_status", "points_this_year"])
+def staff_points(ws: Workspace, until: object = None) -> pd.DataFrame:
+    """Per facility: payment-qualification points of its staff and staff not active.
+
+    With ``until`` the statuses of that day (sanctions taking effect later are left out).
+    """
+    cols = ["facility_id", "qualification_status", "points_this_year"]
+    if until is None:
+        st = ws.read_table("staff", cols)
+    else:
+        from fraudscan.outcomes import statuses_as_of
+
+        st = statuses_as_of(ws, "staff", until, cols)
     st["pts"] = pd.to_numeric(st["points_this_year"], errors="coerce").fillna(0)
     st["susp"] = (st["qualification_status"].astype(str) != "active").astype(float)
     g = st.groupby(st["facility_id"].astype(str))
@@ -111,16 +129,26 @@ def staff_points(ws: Workspace) -> pd.DataFrame:
 
 
 def frame(ws: Workspace, sources: tuple[str, ...] = ("synthetic", "inspection", "external"),
-          train_on: str = "auto") -> SubjectFrame:
-    """One row per facility of the registry with its features and labels."""
+          train_on: str = "auto", until: object = None) -> SubjectFrame:
+    """One row per facility of the registry with its features and labels.
+
+    ``until`` (a day) builds the inputs from what was known by then — settlements settled,
+    feature months, findings, leads, rings and statuses — for grading a past period.
+    """
     info = facility_info(ws)
-    agg = query(ws, SETTLEMENT_SQL)
+    sql = SETTLEMENT_SQL
+    if until is not None:
+        day = pd.Timestamp(until).date().isoformat()
+        sql = sql.replace("FROM settlements", "FROM (SELECT * FROM settlements WHERE "
+                          f"CAST(settle_time AS DATE) <= DATE '{day}')")
+    agg = query(ws, sql)
     agg["facility_id"] = agg["facility_id"].astype(str)
-    df = info.merge(agg, on="facility_id", how="left").merge(monthly(ws), on="facility_id",
-                                                              how="left")
-    df = merge_counts(df, "facility_id", finding_counts(ws, "facility_id"),
-                      lead_counts(ws, "facility_id"),
-                      ring_counts(ws, ("facility", "pharmacy")), staff_points(ws))
+    df = info.merge(agg, on="facility_id", how="left").merge(monthly(ws, until),
+                                                              on="facility_id", how="left")
+    df = merge_counts(df, "facility_id", finding_counts(ws, "facility_id", until),
+                      lead_counts(ws, "facility_id", until=until),
+                      ring_counts(ws, ("facility", "pharmacy"), until),
+                      staff_points(ws, until))
     month_cols = [f"{c}__mean" for c in MONTHLY_MEAN] + [f"{c}__max" for c in MONTHLY_MAX]
     cols = [*SETTLEMENT_FEATURES, *month_cols, "months_active", *COUNT_FEATURES, "level"]
     X = numeric(df, cols)
