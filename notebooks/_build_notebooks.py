@@ -584,10 +584,11 @@ pd.DataFrame([r.__dict__ for r in reasons])[["feature", "value", "peer_p95", "co
     md("""
 ## Its grade and grade history
 
-Grading appends each quarter to the history. The grade is computed from everything the workspace
-holds, so two quarters of the same data grade alike; what moves a tier here is an inspection:
-after 2025Q3 an inspector confirms fraud at the facility (`fraudscan.outcomes.record_outcome`),
-and the 2025Q4 grade overrides it to red, saying why.
+Grading appends each quarter to the history. A quarter is graded from what was known by its last
+day (findings, leads, outcomes; the facility model re-scored on inputs cut there), so re-grading
+a past quarter gives the same points. Here an inspector confirms fraud at the facility in
+November (`fraudscan.outcomes.record_outcome`): 2025Q3 does not see it, and the 2025Q4 grade
+overrides it to red, saying why.
 """),
     code('''
 from fraudscan.grading import grade, read_history
