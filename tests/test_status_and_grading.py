@@ -147,3 +147,19 @@ def test_grades_use_only_what_was_known_by_the_period_end(ws: Workspace) -> None
     q1 = grade(ws, "2025Q1", save=False)
     assert not np.allclose(q1.grades.set_index("facility_id")["pts_model_risk"].sort_index(),
                            g4.grades.set_index("facility_id")["pts_model_risk"].sort_index())
+
+
+def test_trained_models_reasons_are_labelled_and_true(prepared: Workspace) -> None:
+    from fraudscan.models import load_model, read_inputs
+    from fraudscan.models.explain import explain, label
+
+    for kind in ("facility", "claim"):
+        model = load_model(prepared, kind)
+        assert [f for f in model.feature_names_ if label(f) is None] == []
+        X, _, peer = read_inputs(prepared, kind)
+        X, peer = X.head(300), peer[:300]
+        for rs in explain(model, X, peer, kind, top=4):
+            for r in rs:
+                above = "，超过" in r.zh or "不足 5%" in r.zh
+                assert above == (r.basis == "above_p95") and (not above or r.value > r.peer_p95)
+                assert "_" not in r.zh and "_" not in r.en, r

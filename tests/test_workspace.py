@@ -71,3 +71,38 @@ def test_require_names_what_is_missing(tmp_path: Path) -> None:
 def test_to_arrow_rejects_unknown_columns() -> None:
     with pytest.raises(WorkspaceError):
         to_arrow(pd.DataFrame({"person_id": ["x"], "oops": [1]}), schema.PERSONS)
+
+
+def test_status_side_table_overlays_reads_and_views_without_touching_tables(
+        tmp_path: Path) -> None:
+    from datetime import date
+
+    ws = Workspace(tmp_path / "w")
+    ws.write_tables({"persons": _persons()}, source="test")
+    with ws.connect() as con:
+        con.execute("CREATE TABLE derived AS SELECT 1 AS x")
+    before = ws.read_table("persons")
+    fp = ws.fingerprint()
+    ws.write_status("persons", pd.DataFrame({
+        "person_id": ["P1"], "settlement_restricted_until": [date(2026, 3, 1)],
+        "restricted_facilities": ["H1;H2"]}))
+    df = ws.read_table("persons")
+    assert list(df.columns) == schema.PERSONS.column_names and len(df) == 3
+    assert df.loc[1, "settlement_restricted_until"] == date(2026, 3, 1)
+    assert df.loc[1, "restricted_facilities"] == "H1;H2"
+    assert df.loc[[0, 2], "restricted_facilities"].isna().all()
+    assert ws.read_table("persons", ["restricted_facilities"])["restricted_facilities"][1] \
+        == "H1;H2"
+    pd.testing.assert_frame_equal(ws.read_table("persons", with_status=False), before)
+    with ws.connect(read_only=True) as con:
+        assert con.execute("SELECT x FROM derived").fetchone() == (1,)  # derived state kept
+        got = con.execute("SELECT person_id, restricted_facilities FROM persons "
+                          "ORDER BY person_id").fetchall()
+        assert got == [("P0", None), ("P1", "H1;H2"), ("P2", None)]
+        cols = [r[0] for r in con.execute("DESCRIBE persons").fetchall()]
+        assert cols == schema.PERSONS.column_names
+    assert ws.fingerprint() != fp  # statuses are part of the data a model sees
+    with pytest.raises(WorkspaceError):
+        ws.write_status("persons", pd.DataFrame({"person_id": ["P1"]}))
+    ws.write_status("persons", None)
+    pd.testing.assert_frame_equal(ws.read_table("persons"), before)

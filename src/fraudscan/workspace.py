@@ -274,7 +274,9 @@ class Workspace:
 
         With ``replace_all`` the new set replaces every canonical table (tables not given are
         removed); otherwise only the given tables are replaced. Derived state in the DuckDB file
-        refers to the old data, so it is removed when the canonical data change.
+        refers to the old data, so it is removed when the canonical data change — statuses
+        belong in :meth:`write_status`, which keeps it. Status side-tables survive a re-import
+        and stay on top of the new data.
         """
         self.path.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex[:8]
