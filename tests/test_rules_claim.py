@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,35 @@ def test_second_line_state_survives_reopen(tmp_path: Path) -> None:
         fresh.close()
     finally:
         eng2.close()
+
+
+def test_facility_restriction_set_at_runtime_and_old_state_file(tmp_path: Path) -> None:
+    """R48 / R47: a restriction to named facilities recorded with ``set_person`` (what a
+    running service does after a sanction) blocks other facilities only, survives a reopen,
+    and a state file written before the column existed is migrated on open."""
+    import sqlite3
+
+    old = tmp_path / "old.sqlite"
+    db = sqlite3.connect(old)
+    db.execute("CREATE TABLE persons (person_id TEXT PRIMARY KEY, death_date TEXT, "
+               "restricted_until TEXT)")
+    db.execute("INSERT INTO persons VALUES ('P001', NULL, '2025-06-30')")
+    db.commit()
+    db.close()
+    state = StateStore(old)
+    assert state.person("P001") is not None and state.person_facilities("P001") is None
+    state.set_person("P001", restricted_until=date(2025, 6, 30),
+                     restricted_facilities=["H1", " H2 "])
+    state.close()
+    state = StateStore(old)
+    assert state.person_facilities("P001") == frozenset({"H1", "H2"})
+    eng = RuleEngine(REF["catalogue"], rules=RULES, facilities=REF["facilities"], state=state)
+    try:
+        doc = json.loads((Path(__file__).parent / "fixtures" / "claims" / "R48_hit.json")
+                         .read_text(encoding="utf-8"))
+        doc["patient_dtos"][0]["patn_id"] = "P001"
+        assert [r.rule_id for r in eng.check(doc).result] == ["R48"]
+        state.set_person("P001", restricted_until=date(2025, 6, 30))  # plain suspension
+        assert [r.rule_id for r in eng.check(doc).result] == ["R47"]
+    finally:
+        eng.close()

@@ -474,10 +474,19 @@ def sql_split_admission(r: Rule) -> str:
     return _claim_select(r, "_rs_s s", where)
 
 
+_SANCTION_WINDOW = ("s.settlement_restricted_until IS NOT NULL AND s.adm_d <= "
+                    "s.settlement_restricted_until AND s.adm_d > s.settlement_restricted_until - "
+                    f"{SUSPENSION_MAX_DAYS}")
+
+
 def sql_person_suspended(r: Rule) -> str:
-    where = ("s.settlement_restricted_until IS NOT NULL AND s.adm_d <= "
-             "s.settlement_restricted_until AND s.adm_d > s.settlement_restricted_until - "
-             f"{SUSPENSION_MAX_DAYS}")
+    # a restriction to named facilities is not a suspension: R48 judges it
+    return _claim_select(r, "_rs_s s", f"{_SANCTION_WINDOW} AND s.restricted_fac IS NULL")
+
+
+def sql_person_facility_restricted(r: Rule) -> str:
+    where = (f"{_SANCTION_WINDOW} AND s.restricted_fac IS NOT NULL AND NOT "
+             "coalesce(list_contains(s.restricted_fac, s.facility_id), false)")
     return _claim_select(r, "_rs_s s", where)
 
 
@@ -554,6 +563,9 @@ SELECT CAST(row_number() OVER () AS INTEGER) AS sk, k.pk, s.settlement_id,
        CAST(s.admission_time AS DATE) AS adm_d, CAST(s.discharge_time AS DATE) AS dis_d,
        s.main_diagnosis, s.planned_readmission, s.total_amount,
        p.sex, p.death_date, p.birth_date, p.settlement_restricted_until,
+       CASE WHEN p.restricted_facilities IS NOT NULL THEN nullif(list_filter(list_transform(
+           string_split(p.restricted_facilities, ';'), lambda x: trim(x)), lambda x: x <> ''),
+           []) END AS restricted_fac,
        f.level, coalesce(f.internet_hospital, false) AS internet
 FROM settlements s
 LEFT JOIN _rs_pk k ON k.person_id = s.person_id
@@ -585,7 +597,8 @@ SELECT s.sk, d.code FROM (
 """)
 
 _S = ("(SELECT * EXCLUDE (attending_staff_id, department, dis_ts, main_diagnosis, "
-      "planned_readmission, total_amount, settlement_restricted_until) FROM _rs_s)")
+      "planned_readmission, total_amount, settlement_restricted_until, restricted_fac) "
+      "FROM _rs_s)")
 """The settlement, person and facility columns a line query may read (joined by ``sk``)."""
 
 _LC = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {_S} USING (sk) "

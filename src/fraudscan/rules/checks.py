@@ -531,14 +531,27 @@ class Checker:
             return
         rec = self.state.person(c.person_id)
         until = rec[1] if rec else None
+        # a restriction to named facilities is not a suspension: R48 judges it
         if until is not None and until - timedelta(days=SUSPENSION_MAX_DAYS) < \
-                c.admission_date <= until:
+                c.admission_date <= until and not self.state.person_facilities(c.person_id):
+            self._claim(rule, c, c.total_amount, out)
+
+    def _k_person_facility_restricted(self, rule: Rule, c: Claim, pairs: Pairs,
+                                      out: list[Finding]) -> None:
+        if self.state is None or not rule.in_force(c.admission_date):
+            return
+        allowed = self.state.person_facilities(c.person_id)
+        rec = self.state.person(c.person_id)
+        until = rec[1] if rec else None
+        if allowed and until is not None and c.facility_id not in allowed and \
+                until - timedelta(days=SUSPENSION_MAX_DAYS) < c.admission_date <= until:
             self._claim(rule, c, c.total_amount, out)
 
 
 SUSPENSION_MAX_DAYS = 365
-"""Networked-settlement suspensions last 3-12 months (Regulation Art. 41), so a settlement is in
-one when it falls in the 365 days up to ``settlement_restricted_until``."""
+"""Networked-settlement suspensions and restrictions to named facilities last 3-12 months
+(Regulation Art. 41), so a settlement is in one when it falls in the 365 days up to
+``settlement_restricted_until``."""
 
 
 def second_line_map(rule: Rule, catalogue: dict[str, Item]) -> dict[str, frozenset[str]]:

@@ -183,6 +183,9 @@ CHECKS: dict[str, CheckSpec] = {
                   "with the same main-diagnosis prefix, not flagged as planned"),
         CheckSpec("person_suspended", "settlement", {},
                   description="settlement while the person's networked settlement is suspended"),
+        CheckSpec("person_facility_restricted", "settlement", {},
+                  description="settlement at a facility other than the named ones while the "
+                  "person's fund payment is restricted to them"),
     )
 }
 

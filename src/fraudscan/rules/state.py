@@ -2,12 +2,12 @@
 
 Cross-claim rules need what earlier claims left behind: a person's stays (R33/R34/R43), the index
 of trace codes already sold (R40), item usage for course, period and days-on-hand checks (R21,
-R28, R37) and of first-line drugs (R20), and the registries of deaths, suspended persons and
-suspended or terminated staff (R35, R36, R47). They live in a small SQLite file (WAL journal) so
-the state survives a restart; :meth:`StateStore.settle` writes one claim's traces in a single
-transaction and returns only after the commit, so a claim acknowledged as settled survives
-``kill -9``. Reads come from an in-memory mirror loaded at open,
-which keeps a check well under a millisecond.
+R28, R37) and of first-line drugs (R20), and the registries of deaths, suspended or
+facility-restricted persons and suspended or terminated staff (R35, R36, R47, R48). They live in
+a small SQLite file (WAL journal) so the state survives a restart; :meth:`StateStore.settle`
+writes one claim's traces in a single transaction and returns only after the commit, so a claim
+acknowledged as settled survives ``kill -9``. Reads come from an in-memory mirror loaded at
+open, which keeps a check well under a millisecond.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,8 @@ STATE_FILE = "rules_state.sqlite"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS persons (
-    person_id TEXT PRIMARY KEY, death_date TEXT, restricted_until TEXT);
+    person_id TEXT PRIMARY KEY, death_date TEXT, restricted_until TEXT,
+    restricted_facilities TEXT);
 CREATE TABLE IF NOT EXISTS staff (
     staff_id TEXT PRIMARY KEY, status TEXT, status_from TEXT, status_to TEXT, death_date TEXT);
 CREATE TABLE IF NOT EXISTS stays (
@@ -72,6 +74,15 @@ class Use:
     medical_type: str | None
 
 
+def facility_set(v: Any) -> frozenset[str] | None:
+    """``restricted_facilities`` (``;``-separated facility ids) → the set, None when empty."""
+    v = _none(v)
+    if v is None:
+        return None
+    fs = frozenset(x.strip() for x in str(v).split(";") if x.strip())
+    return fs or None
+
+
 def _iso(v: date | datetime | None) -> str | None:
     return None if v is None else v.isoformat()
 
@@ -103,13 +114,20 @@ class StateStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._db.executescript(_DDL)
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(persons)")}
+        if "restricted_facilities" not in cols:  # state file from before R48
+            self._db.execute("ALTER TABLE persons ADD COLUMN restricted_facilities TEXT")
         self._load()
 
     # -- lifecycle --------------------------------------------------------------------------
     def _load(self) -> None:
         db = self._db
+        rows = db.execute("SELECT person_id, death_date, restricted_until, restricted_facilities "
+                          "FROM persons").fetchall()
         self._persons: dict[str, tuple[date | None, date | None]] = {
-            p: (_d(a), _d(b)) for p, a, b in db.execute("SELECT * FROM persons")}
+            p: (_d(a), _d(b)) for p, a, b, _f in rows}
+        self._facilities: dict[str, frozenset[str]] = {
+            p: fs for p, _a, _b, f in rows if (fs := facility_set(f))}
         self._staff: dict[str, tuple[str, date | None, date | None, date | None]] = {
             s: (st, _d(a), _d(b), _d(c)) for s, st, a, b, c in db.execute("SELECT * FROM staff")}
         self._stays: dict[str, dict[str, Stay]] = defaultdict(dict)
@@ -146,12 +164,15 @@ class StateStore:
             try:
                 if persons is not None:
                     rows = [(str(r["person_id"]), _iso(_date(r.get("death_date"))),
-                             _iso(_date(r.get("settlement_restricted_until"))))
+                             _iso(_date(r.get("settlement_restricted_until"))),
+                             _none(r.get("restricted_facilities")))
                             for r in persons.to_dict("records")
                             if _none(r.get("death_date")) is not None
-                            or _none(r.get("settlement_restricted_until")) is not None]
+                            or _none(r.get("settlement_restricted_until")) is not None
+                            or facility_set(r.get("restricted_facilities"))]
                     db.execute("DELETE FROM persons")
-                    db.executemany("INSERT INTO persons VALUES (?,?,?)", rows)
+                    db.executemany("INSERT INTO persons (person_id, death_date, restricted_until, "
+                                   "restricted_facilities) VALUES (?,?,?,?)", rows)
                 if staff is not None:
                     rows = [(str(r["staff_id"]), str(r["qualification_status"]),
                              _iso(_date(r.get("status_from"))), _iso(_date(r.get("status_to"))),
@@ -168,12 +189,24 @@ class StateStore:
             self._load()
 
     def set_person(self, person_id: str, *, death_date: date | None = None,
-                   restricted_until: date | None = None) -> None:
-        """Record a death or a networked-settlement suspension for one person."""
+                   restricted_until: date | None = None,
+                   restricted_facilities: Iterable[str] | str | None = None) -> None:
+        """Record a death, a networked-settlement suspension, or (with
+        ``restricted_facilities``) a restriction of fund payment to those facilities until
+        ``restricted_until``, for one person."""
+        fs = facility_set(restricted_facilities if restricted_facilities is None
+                          or isinstance(restricted_facilities, str)
+                          else ";".join(restricted_facilities))
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO persons VALUES (?,?,?)",
-                             (person_id, _iso(death_date), _iso(restricted_until)))
+            self._db.execute("INSERT OR REPLACE INTO persons (person_id, death_date, "
+                             "restricted_until, restricted_facilities) VALUES (?,?,?,?)",
+                             (person_id, _iso(death_date), _iso(restricted_until),
+                              ";".join(sorted(fs)) if fs else None))
             self._persons[person_id] = (death_date, restricted_until)
+            if fs:
+                self._facilities[person_id] = fs
+            else:
+                self._facilities.pop(person_id, None)
 
     def set_staff(self, staff_id: str, status: str, *, status_from: date | None = None,
                   status_to: date | None = None, death_date: date | None = None) -> None:
@@ -189,6 +222,11 @@ class StateStore:
     def person(self, person_id: str) -> tuple[date | None, date | None] | None:
         """(death date, settlement restricted until) or None."""
         return self._persons.get(person_id)
+
+    def person_facilities(self, person_id: str) -> frozenset[str] | None:
+        """The only facilities where the fund pays for this person (a sanction of named
+        facilities, in force up to the person's restricted-until date), or None."""
+        return self._facilities.get(person_id)
 
     def staff(self, staff_id: str) -> tuple[str, date | None, date | None, date | None] | None:
         """(status, from, to, death date) for staff not in good standing, else None."""
