@@ -860,6 +860,45 @@ class _Injector:
             self.t["persons"] = per
         return done
 
+    def r48_facilities(self, rule: Rule) -> int:
+        """Restrict a clean person's fund payment to one of the facilities they used: their
+        settlements elsewhere in the restriction window are the violations, those at the named
+        facility the near misses."""
+        done = 0
+        persons = [p for p in self.P_by_person if p not in self.used_persons]
+        restricted: dict[str, tuple[date, str]] = {}
+        for _ in range(200):
+            if done >= self.per_rule or not persons:
+                break
+            p = persons.pop(int(self.rng.integers(0, len(persons))))
+            if pd.notna(self.persons.loc[p, "death_date"]):
+                continue
+            cs = [self.claims[s] for s in self.P_sid[self.P_by_person[p]]]
+            until = max(c.admission_date for c in cs) + timedelta(days=30)
+            inside = [c for c in cs if until - timedelta(days=365) < c.admission_date <= until]
+            facs = sorted({c.facility_id for c in inside})
+            if len(facs) < 2:
+                continue
+            allowed = facs[int(self.rng.integers(0, len(facs)))]
+            for c in inside:
+                if c.facility_id != allowed:
+                    self._label(rule.id, "settlement", c.settlement_id, c.total_amount,
+                                c.admission_date)
+                    self.used.add(c.settlement_id)
+            restricted[p] = (until, allowed)
+            self.used_persons.add(p)
+            done += 1
+        if restricted:
+            per = self.t["persons"].copy()
+            col = pd.to_datetime(per["settlement_restricted_until"])
+            new = pd.to_datetime(per["person_id"].map(
+                {k: pd.Timestamp(v[0]) for k, v in restricted.items()}))
+            per["settlement_restricted_until"] = new.where(new.notna(), col)
+            fac = per["person_id"].map({k: v[1] for k, v in restricted.items()})
+            per["restricted_facilities"] = fac.where(fac.notna(), per["restricted_facilities"])
+            self.t["persons"] = per
+        return done
+
     # -- driver -----------------------------------------------------------------------------
     def run(self) -> dict[str, pd.DataFrame]:
         try:
@@ -881,6 +920,7 @@ class _Injector:
             "outpatient_in_stay": self.cross_rule, "overlapping_stay": self.cross_rule,
             "split_admission": self.cross_rule, "after_death": self.cross_rule,
             "person_suspended": self.r47_suspended,
+            "person_facility_restricted": self.r48_facilities,
         }
         self.counts: dict[str, int] = {}
         for rule in self.rules.latest():
