@@ -25,3 +25,48 @@ def test_detector_on_scenario(tmp_path, name: str, positive: bool) -> None:
         assert df["evidence"].map(lambda e: e.startswith("{")).all()
     else:
         assert df.empty, df.to_dict("records")
+
+
+@pytest.mark.parametrize("extra", [True, False], ids=["extra_sessions", "rota_only"])
+def test_dialysis_off_schedule(tmp_path, extra: bool) -> None:
+    """A twice-weekly patient (Mon/Thu) billed a Tuesday after some Mondays: 3 a week, under the
+    weekly cap, but off the patient's rota and the day after a session."""
+    from datetime import timedelta
+
+    from _leads_world import D0, at
+
+    w = World()
+    p = w.person()
+    extras = []
+    for week in range(10):
+        for d in (0, 3):
+            w.visit(p, "D1", at(D0 + timedelta(days=7 * week + d), 8), "N18", [("DIA01", 1)],
+                    mtype="14")
+        if extra and week in (1, 2):
+            extras.append(w.visit(p, "D1", at(D0 + timedelta(days=7 * week + 1), 8), "N18",
+                                  [("DIA01", 1)], mtype="14"))
+    df = leads.run(w.write(tmp_path / "w"), detectors=["dialysis_overbilling"])
+    if extra:
+        assert len(df) == 1
+        assert sorted(df["settlement_ids"].iloc[0]) == sorted(extras)
+        assert leads.evidence(df.iloc[0])["off_schedule_sessions"] == 2
+    else:
+        assert df.empty, df.to_dict("records")
+
+
+def test_dialysis_after_death(tmp_path) -> None:
+    from datetime import timedelta
+
+    from _leads_world import D0, at
+
+    w = World()
+    p = w.person(death=D0 + timedelta(days=14))
+    after = []
+    for k in range(10):  # Mon/Wed/Fri, two weeks alive and two weeks "after death"
+        d = D0 + timedelta(days=7 * (k // 3) + 2 * (k % 3))
+        sid = w.visit(p, "D1", at(d, 8), "N18", [("DIA01", 1)], mtype="14")
+        if d > D0 + timedelta(days=14):
+            after.append(sid)
+    df = leads.run(w.write(tmp_path / "w"), detectors=["dialysis_overbilling"])
+    assert set(after) <= set().union(*map(set, df["settlement_ids"]))
+    assert sum(leads.evidence(r)["sessions_after_death"] for _, r in df.iterrows()) == len(after)
