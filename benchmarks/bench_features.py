@@ -41,6 +41,17 @@ PEERS = ["period", "facility_type", "facility_level", "district"]
 
 
 def _peak_mb() -> float:
+    """Resident peak of this process (VmHWM).
+
+    Not ``ru_maxrss``: Linux carries it over fork and exec, so a job started by the parent
+    that generated a world would report the parent's peak instead of its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
