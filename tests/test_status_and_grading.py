@@ -59,9 +59,12 @@ def test_sanction_keeps_findings_and_leads_and_rules_see_it(ws: Workspace) -> No
     before = _n(ws, "rule_findings", f"person_id = '{pid}'")
     canonical = ws.read_table("persons", with_status=False)
     res = record_outcome(ws, "facility", fid, "confirmed", on=first.date(),
-                         restrict_persons=[pid], restrict_months=12,
-                         restrict_to_facilities=[fid], staff_points={sid: 12})
+                         restrict_persons=[pid], restrict_months=12, staff_points={sid: 12})
     assert res.tables_written == ["persons", "staff"]
+    # a second person restricted to one facility (the other rule the batch enforces)
+    pid2 = s.loc[s["person_id"] != pid].groupby("person_id").size().idxmax()
+    record_outcome(ws, "facility", fid, "confirmed", on=first.date(),
+                   restrict_persons=[pid2], restrict_months=12, restrict_to_facilities=[fid])
     # derived state survives: nothing to re-run
     assert ws.db_path.exists()
     assert (_n(ws, "rule_findings"), _n(ws, "leads"), _n(ws, "rings")) == (
@@ -70,10 +73,12 @@ def test_sanction_keeps_findings_and_leads_and_rules_see_it(ws: Workspace) -> No
     # imported tables are untouched; every reader sees the statuses in the usual columns
     pd.testing.assert_frame_equal(ws.read_table("persons", with_status=False), canonical)
     until = (first + pd.DateOffset(months=12)).date()
-    p = ws.read_table("persons").set_index("person_id").loc[pid]
-    assert p["settlement_restricted_until"] == until and p["restricted_facilities"] == fid
+    p = ws.read_table("persons").set_index("person_id")
+    assert p.loc[pid, "settlement_restricted_until"] == until
+    assert p.loc[pid2, "settlement_restricted_until"] == until
+    assert p.loc[pid2, "restricted_facilities"] == fid
     v = query(ws, f"SELECT settlement_restricted_until AS u, restricted_facilities AS f "
-                  f"FROM persons WHERE person_id = '{pid}'")
+                  f"FROM persons WHERE person_id = '{pid2}'")
     assert pd.Timestamp(v["u"].iloc[0]).date() == until and v["f"].iloc[0] == fid
     assert _n(ws, "persons") == len(canonical)
     st = query(ws, f"SELECT qualification_status FROM staff WHERE staff_id = '{sid}'")
@@ -81,6 +86,7 @@ def test_sanction_keeps_findings_and_leads_and_rules_see_it(ws: Workspace) -> No
     eng = RuleEngine.from_workspace(ws)
     try:
         assert eng.state.person(pid)[1] == until
+        assert eng.state.person_facilities(pid2) == frozenset({fid})
         assert eng.state.staff(sid)[0] == "terminated"
     finally:
         eng.close()
