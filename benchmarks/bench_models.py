@@ -62,6 +62,9 @@ def bench_training(ws: str) -> dict:
     top_leads = ranked_leads(ws, risk_column="oof_risk")
     cases = case_recall(models_only, r.scores, BUDGETS, leads=top_leads,
                         score_column="oof_risk")
+    only = case_recall(models_only, {}, {}, leads=top_leads)  # the lead budget alone
+    cases = cases.merge(only[["scenario", "recall"]].rename(
+        columns={"recall": "recall_lead_budget_alone"}), on="scenario", how="left")
     for col, kw, leads in (
             ("recall_in_sample", {}, ranked_leads(ws)),
             ("recall_one_global_ranking", {"score_column": "oof_risk"},
