@@ -37,9 +37,14 @@ def _ftype() -> str:
             "ELSE 'facility' END")
 
 
-def build_edges(con: duckdb.DuckDBPyConnection, cfg: dict[str, Any],
-                has_trace: bool = False) -> dict[str, int]:
-    """Create ``graph_edges`` in the connection's database; returns edge counts by kind."""
+def person_pairs(con: duckdb.DuckDBPyConnection, cfg: dict[str, Any],
+                 prune: bool = True) -> None:
+    """Create the temp tables ``_co`` (one row per co-event) and ``_pp`` (weighted person pairs).
+
+    With ``prune`` the pairs must recur or share a group and reach ``min_weight`` (the graph's
+    core); without it every co-event pair is kept (the *unpruned* co-event graph, used by
+    benchmarks/bench_graph.py to compare community algorithms). Hub caps apply either way.
+    """
     p = cfg["pairs"]
     inpatient = sql_list(INPATIENT_MEDICAL_TYPES)
     wd, cap = int(p["co_admission_days"]), int(p["co_admission_cap"])
@@ -86,6 +91,9 @@ def build_edges(con: duckdb.DuckDBPyConnection, cfg: dict[str, Any],
     WHERE va.person_id < vb.person_id
       AND abs(epoch(va.t) - epoch(vb.t)) <= {60 * wm}""")
     single = "true" if p["single_event_same_group"] else "false"
+    keep = (f"""(kind = 'co_admission' AND events >= {int(p['min_events'])})
+       OR (kind = 'co_visit' AND events >= {int(p['min_events_co_visit'])})
+       OR (kind = 'co_admission' AND {single} AND same_group)""" if prune else "true")
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE _pp AS
     WITH agg AS (
@@ -100,10 +108,16 @@ def build_edges(con: duckdb.DuckDBPyConnection, cfg: dict[str, Any],
            weight * CASE WHEN same_group THEN 1 + {float(p['same_group_bonus'])} ELSE 1 END
                AS weight
     FROM g
-    WHERE (kind = 'co_admission' AND events >= {int(p['min_events'])})
-       OR (kind = 'co_visit' AND events >= {int(p['min_events_co_visit'])})
-       OR (kind = 'co_admission' AND {single} AND same_group)""")
-    con.execute(f"DELETE FROM _pp WHERE weight < {float(p['min_weight'])}")
+    WHERE {keep}""")
+    if prune:
+        con.execute(f"DELETE FROM _pp WHERE weight < {float(p['min_weight'])}")
+
+
+def build_edges(con: duckdb.DuckDBPyConnection, cfg: dict[str, Any],
+                has_trace: bool = False) -> dict[str, int]:
+    """Create ``graph_edges`` in the connection's database; returns edge counts by kind."""
+    p = cfg["pairs"]
+    person_pairs(con, cfg)
     con.execute("""
     CREATE OR REPLACE TEMP TABLE _core AS
     SELECT p1 AS person_id FROM _pp UNION SELECT p2 FROM _pp""")
