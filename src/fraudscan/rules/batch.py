@@ -84,6 +84,13 @@ def _classes(r: Rule, key: str = "classes") -> str:
     return f"item_class IN {_list(r.params.get(key, schema.ITEM_CLASSES))}"
 
 
+def _in_set(col: str, v: str) -> str:
+    """``v`` is one of the ``;``-separated values of catalogue column ``col`` (stored as
+    ``;a;b;``): the same as ``list_contains(string_split(...), v)`` without carrying a list
+    per line through the joins."""
+    return f"(position(';' IN {v}) = 0 AND contains({col}, ';' || {v} || ';'))"
+
+
 def _head(r: Rule) -> str:
     return (f"{_q(r.id)}, {r.version}, {_q(r.action)}, {_q(r.severity)}")
 
@@ -146,7 +153,7 @@ def cond_item_age(r: Rule) -> Cond:
 def cond_item_insurance(r: Rule) -> Cond:
     wi = "true" if r.params["group"] == "work_injury" else "false"
     return _cond(f"{_classes(r)} AND ins_l IS NOT NULL AND list_contains(ins_l, '410') = {wi}",
-                 "NOT list_contains(ins_l, insurance_type)")
+                 f"NOT {_in_set('ins_s', 'insurance_type')}")
 
 
 def cond_item_facility_level(r: Rule) -> Cond:
@@ -156,7 +163,7 @@ def cond_item_facility_level(r: Rule) -> Cond:
 
 def cond_item_care_mode(r: Rule) -> Cond:
     return _cond(f"{_classes(r)} AND care_l IS NOT NULL",
-                 "NOT list_contains(care_l, medical_type)")
+                 f"NOT {_in_set('care_s', 'medical_type')}")
 
 
 def sql_item_indication(r: Rule) -> str:
@@ -170,7 +177,7 @@ def sql_item_indication(r: Rule) -> str:
 
 def cond_item_department(r: Rule) -> Cond:
     return _cond(f"{_classes(r)} AND dept_l IS NOT NULL",
-                 "dept IS NOT NULL AND NOT list_contains(dept_l, dept)")
+                 f"dept IS NOT NULL AND NOT {_in_set('dept_s', 'dept')}")
 
 
 def cond_item_days_supply(r: Rule) -> Cond:
@@ -245,10 +252,15 @@ def sql_item_trace_missing(r: Rule) -> str:
     return _line_select(r, src, _classes(r))
 
 
-def cond_item_staff_status(r: Rule) -> Cond:
-    return _cond("true", "(staff_status IN ('suspended', 'terminated') AND (status_from IS NULL OR "
-                 "d >= status_from) AND (status_to IS NULL OR d <= status_to)) OR "
-                 "(staff_death IS NOT NULL AND d > staff_death)")
+def sql_item_staff_status(r: Rule) -> str:
+    # an inner join with the (small) registry of non-active or dead staff: only their lines
+    # reach the condition, and no line scan carries the registry's columns
+    src = ("(SELECT * FROM (SELECT * FROM _rs_lc lc JOIN _rs_st st ON st.staff_id = lc.staff_eff) "
+           f"JOIN {_S} USING (sk))")
+    return _line_select(r, src, "(staff_status IN ('suspended', 'terminated') AND (status_from IS "
+                        "NULL OR d >= status_from) AND (status_to IS NULL OR d <= status_to)) OR "
+                        "(staff_death IS NOT NULL AND d > staff_death)")
+
 
 def cond_item_listed(r: Rule) -> Cond:
     # knowledge codes need no catalogue row, so no catalogue gate
@@ -445,17 +457,21 @@ def sql_after_death(r: Rule) -> str:
 def sql_too_many_drugs(r: Rule) -> str:
     excl = _list(r.params.get("excluded_medical_types", []))
     mk = int(r.params["max_kinds"])
-    # drug lines of the catalogue join only; the care mode is filtered by settlement key
-    lines = (f"SELECT sk, nullif(prescription_no, '') AS rx, CASE WHEN "
+    # only settlements with more than max_kinds drug lines can break the limit: count them on
+    # the integer keys alone (a few dozen per million settlements), then group those
+    # settlements' lines by prescription with the text columns
+    drugs = f"SELECT ik FROM _rs_cat WHERE {_classes(r)}"
+    busy = (f"SELECT b.sk FROM (SELECT sk FROM _rs_lc WHERE qty > 0 AND ik IN ({drugs}) "
+            f"GROUP BY 1 HAVING count(*) > {mk}) b JOIN _rs_s s ON s.sk = b.sk WHERE "
+            f"s.medical_type NOT IN {excl}")
+    lines = ("SELECT sk, nullif(prescription_no, '') AS rx, CASE WHEN "
              "nullif(prescription_no, '') IS NULL THEN d END AS rx_day, item_code, amount "
-             f"FROM {_LK} WHERE qty > 0 AND {_classes(r)} AND sk IN (SELECT sk FROM _rs_s WHERE "
-             f"medical_type NOT IN {excl})")
-    # only settlements with more than max_kinds such lines can break the limit
-    busy = f"SELECT sk FROM ({lines}) GROUP BY 1 HAVING count(*) > {mk}"
+             "FROM (SELECT * FROM _rs_lc WHERE qty > 0 AND sk IN (SELECT sk FROM busy)) "
+             f"JOIN _rs_catx USING (ik) WHERE {_classes(r)}")
     g = (f"SELECT sk, rx, rx_day, count(DISTINCT item_code) AS n, sum(amount) AS amt "
-         f"FROM ({lines}) WHERE sk IN ({busy}) GROUP BY 1, 2, 3")
-    src = (f"_rs_s s JOIN (SELECT sk, sum(amt) AS amt FROM ({g}) WHERE n > {mk} GROUP BY 1) v "
-           "ON v.sk = s.sk")
+         f"FROM ({lines}) GROUP BY 1, 2, 3")
+    src = (f"_rs_s s JOIN (WITH busy AS MATERIALIZED ({busy}) SELECT sk, sum(amt) AS amt FROM "
+           f"({g}) WHERE n > {mk} GROUP BY 1) v ON v.sk = s.sk")
     return _claim_select(r, src, "true", "v.amt")
 
 
@@ -524,8 +540,7 @@ def fused_sql(rules: Sequence[Rule]) -> str:
     sc = ("(SELECT sk, sex, birth_date, insurance_type, level, medical_type, internet, adm_d, "
           "dis_d FROM _rs_s)")
     src = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {sc} USING (sk) "
-           "LEFT JOIN (SELECT * EXCLUDE (item_code) FROM _rs_cat) USING (ik) "
-           f"LEFT JOIN {gt} USING (ik) LEFT JOIN _rs_st st ON st.staff_id = staff_eff)")
+           f"LEFT JOIN _rs_catx USING (ik) LEFT JOIN {gt} USING (ik))")
     # the OR of the conditions keeps the few violating lines; only those build the list of
     # hits (building and unnesting a list for every line was most of the scan's cost)
     hits = (f"SELECT sk, line_id, staff_eff, d, unnest(list_filter([{', '.join(cases)}], "
@@ -546,15 +561,22 @@ SELECT CAST(row_number() OVER () AS INTEGER) AS ik, item_code, item_class,
        string_split(care_modes, ';') AS care_l, string_split(insurance_types, ';') AS ins_l,
        string_split(indications, ';') AS ind_l, max_qty_per_day, max_days_supply, max_per_stay,
        period_days, max_per_period, course_days, string_split(departments, ';') AS dept_l,
-       drug_group, coalesce(trace_required, false) AS trace_required
+       drug_group, coalesce(trace_required, false) AS trace_required,
+       ';' || care_modes || ';' AS care_s, ';' || insurance_types || ';' AS ins_s,
+       ';' || departments || ';' AS dept_s
 FROM catalogue
 """, """
 CREATE OR REPLACE TEMP TABLE _rs_catx AS
 SELECT * EXCLUDE (item_code, care_l, ins_l, ind_l, dept_l) FROM _rs_cat
 """, """
 CREATE OR REPLACE TEMP TABLE _rs_pk AS
-SELECT person_id, CAST(row_number() OVER () AS INTEGER) AS pk
-FROM (SELECT DISTINCT person_id FROM settlements WHERE person_id IS NOT NULL)
+SELECT k.person_id, k.pk, p.sex, p.death_date, p.birth_date, p.settlement_restricted_until,
+       CASE WHEN p.restricted_facilities IS NOT NULL THEN nullif(list_filter(list_transform(
+           string_split(p.restricted_facilities, ';'), lambda x: trim(x)), lambda x: x <> ''),
+           []) END AS restricted_fac
+FROM (SELECT person_id, CAST(row_number() OVER () AS INTEGER) AS pk
+      FROM (SELECT DISTINCT person_id FROM settlements WHERE person_id IS NOT NULL)) k
+LEFT JOIN persons p ON p.person_id = k.person_id
 """, """
 CREATE OR REPLACE TEMP TABLE _rs_s AS
 SELECT CAST(row_number() OVER () AS INTEGER) AS sk, k.pk, s.settlement_id,
@@ -562,14 +584,10 @@ SELECT CAST(row_number() OVER () AS INTEGER) AS sk, k.pk, s.settlement_id,
        s.insurance_type, s.admission_time AS adm_ts, s.discharge_time AS dis_ts,
        CAST(s.admission_time AS DATE) AS adm_d, CAST(s.discharge_time AS DATE) AS dis_d,
        s.main_diagnosis, s.planned_readmission, s.total_amount,
-       p.sex, p.death_date, p.birth_date, p.settlement_restricted_until,
-       CASE WHEN p.restricted_facilities IS NOT NULL THEN nullif(list_filter(list_transform(
-           string_split(p.restricted_facilities, ';'), lambda x: trim(x)), lambda x: x <> ''),
-           []) END AS restricted_fac,
+       k.sex, k.death_date, k.birth_date, k.settlement_restricted_until, k.restricted_fac,
        f.level, coalesce(f.internet_hospital, false) AS internet
 FROM settlements s
 LEFT JOIN _rs_pk k ON k.person_id = s.person_id
-LEFT JOIN persons p ON p.person_id = s.person_id
 LEFT JOIN facilities f ON f.facility_id = s.facility_id
 """, """
 CREATE OR REPLACE TEMP TABLE _rs_lc AS
@@ -591,7 +609,7 @@ FROM staff WHERE qualification_status <> 'active' OR death_date IS NOT NULL
 CREATE OR REPLACE TEMP TABLE _rs_dx AS
 SELECT s.sk, d.code FROM (
     SELECT settlement_id, diag_code AS code FROM diagnoses
-    UNION
+    UNION ALL
     SELECT settlement_id, main_diagnosis FROM settlements WHERE main_diagnosis IS NOT NULL
 ) d JOIN _rs_s s ON s.settlement_id = d.settlement_id
 """)
@@ -617,10 +635,8 @@ _LKL = "(SELECT * FROM _rs_lc LEFT JOIN (SELECT * EXCLUDE (item_code) FROM _rs_c
 """The same with the catalogue's list restrictions."""
 
 _LCL = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {_S} USING (sk) "
-        "LEFT JOIN (SELECT * EXCLUDE (item_code) FROM _rs_cat) USING (ik) "
-        "LEFT JOIN _rs_st st ON st.staff_id = staff_eff)")
-"""The same plus the catalogue's list restrictions and the staff registry (non-active or
-dead staff only)."""
+        "LEFT JOIN (SELECT * EXCLUDE (item_code) FROM _rs_cat) USING (ik))")
+"""Lines with every settlement and catalogue column (one simple check on its own)."""
 
 
 KNOWLEDGE_LINES = ("pair_duplicate", "pair_included", "unbundle", "companion_missing",
