@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
@@ -46,6 +46,9 @@ class ScreenResult:
     n_findings: int
     seconds: float
     per_rule: pd.DataFrame
+    steps: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of the shared set-up steps (context tables), by table name: with
+    ``per_rule`` the profile of a run."""
 
     @property
     def lines_per_second(self) -> float:
@@ -694,9 +697,12 @@ def screen_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = No
 
 def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: float
             ) -> ScreenResult:
-    for stmt in _SETUP:
+    steps: dict[str, float] = {}
+    for stmt in (*_SETUP, knowledge_lines_sql(rules)):
+        t1 = time.perf_counter()
         con.execute(stmt)
-    con.execute(knowledge_lines_sql(rules))
+        name = stmt.split(" AS", 1)[0].split()[-1]
+        steps[name] = steps.get(name, 0.0) + time.perf_counter() - t1
     con.execute(FINDINGS_DDL.replace("rule_findings", table))
     per = []
     simple = [r for r in rules if r.check in SIMPLE]
@@ -734,7 +740,7 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
     per_rule["findings"] = per_rule["findings"].fillna(0).astype(int)
     per_rule["amount"] = per_rule["amount"].fillna(0.0)
     return ScreenResult(int(n_lines), int(n_settle), int(per_rule["findings"].sum()), seconds,
-                        per_rule)
+                        per_rule, steps)
 
 
 def write_rule_catalogue(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:
