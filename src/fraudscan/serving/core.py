@@ -112,7 +112,8 @@ class Scorer:
         self.state.sync()
         triples = claims_from_request(req)
         ch = self._checker(req)
-        found = [ch.check(c) for _, _, c in triples]
+        checker_for = self.engine.checker_for
+        found = [checker_for(c, req.rule_ids).check(c) for _, _, c in triples]
         resp = build_response(ch.rules, [(p, e, c, f) for (p, e, c), f in zip(
             triples, found, strict=True)], req.task_id)
         score = self._score([c for _, _, c in triples], [e.mdtrt_id for _, e, _ in triples],
@@ -132,8 +133,10 @@ class Scorer:
     def _score(self, claims: list, ids: list[str], found: list) -> ScoreBlock:
         scorer = self.models.scorer  # one read: a reload swaps the reference, never mutates
         if scorer is None:
-            return ScoreBlock(status="missing", reason=self.models.error or
-                              "no champion model loaded")
+            return ScoreBlock.model_construct(status="missing", value=None, per_claim=None,
+                                              model_version=None, raised_to_warn=False,
+                                              reason=self.models.error or
+                                              "no champion model loaded")
         try:
             v = np.asarray(scorer.score(claims, found), dtype=float)
             if v.shape != (len(claims),) or not np.all(np.isfinite(v)):
@@ -142,9 +145,10 @@ class Scorer:
             self.score_failures += 1
             return ScoreBlock(status="missing", model_version=str(scorer.version),
                               reason=f"scoring failed: {type(e).__name__}: {e}")
-        return ScoreBlock(status="ok", value=round(float(v.max()), 6),
-                          per_claim={i: round(float(x), 6) for i, x in zip(ids, v, strict=True)},
-                          model_version=str(scorer.version))
+        return ScoreBlock.model_construct(
+            status="ok", value=round(float(v.max()), 6), reason=None, raised_to_warn=False,
+            per_claim={i: round(float(x), 6) for i, x in zip(ids, v.tolist(), strict=True)},
+            model_version=str(scorer.version))
 
     def _combine(self, resp: CheckResponse, score: ScoreBlock) -> ServiceCheckResponse:
         decision = resp.decision
@@ -161,61 +165,80 @@ class Scorer:
 
     # -- batch --------------------------------------------------------------------------------
     def check_batch(self, batch: BatchRequest) -> BatchResponse:
+        """Check every request of a batch; the claim model scores all claims in one call.
+
+        Per claim only the rule check itself and the response are built; the checker (by date
+        span), the score (one matrix, one ``Booster.predict``) and the score blocks (no pydantic
+        validation: the values are ours) cost little.
+        """
         t0 = time.perf_counter()
         self.state.sync()
+        checker_for = self.engine.checker_for
         items: list[Any] = []
         all_claims, owners, ids, all_found = [], [], [], []
         for i, req in enumerate(batch.requests):
             try:
                 triples = claims_from_request(req)
-                chk = self._checker(req)
-                found = [chk.check(c) for _, _, c in triples]
-                resp = build_response(chk.rules, [(p, e, c, f) for (p, e, c), f in zip(
+                rules = self._checker(req).rules
+                rids = req.rule_ids
+                found = [checker_for(c, rids).check(c) for _, _, c in triples]
+                resp = build_response(rules, [(p, e, c, f) for (p, e, c), f in zip(
                     triples, found, strict=True)], req.task_id)
             except FraudscanError as e:  # this request's fault; the others are checked
                 items.append(BatchItemError(index=i, error=str(e)))
                 continue
+            k = len(items)
             items.append((resp, triples))
             all_found.extend(found)
             for _, e, c in triples:
                 all_claims.append(c)
-                owners.append(len(items) - 1)
+                owners.append(k)
                 ids.append(e.mdtrt_id)
-        scores: np.ndarray | None = None
+        scores: list[float] | None = None
         reason = None
         scorer = self.models.scorer
+        version = None if scorer is None else str(scorer.version)
         if scorer is None:
             reason = self.models.error or "no champion model loaded"
         elif all_claims:
             try:
-                scores = np.asarray(scorer.score(all_claims, all_found), dtype=float)
-                if scores.shape != (len(all_claims),) or not np.all(np.isfinite(scores)):
+                v = np.asarray(scorer.score(all_claims, all_found), dtype=float)
+                if v.shape != (len(all_claims),) or not np.all(np.isfinite(v)):
                     raise ValueError("model returned a wrong shape or non-finite values")
+                scores = [round(x, 6) for x in v.tolist()]
             except Exception as e:
                 self.score_failures += 1
                 scores, reason = None, f"scoring failed: {type(e).__name__}: {e}"
         per: dict[int, dict[str, float]] = {}
         if scores is not None:
-            for k, (o, mid) in enumerate(zip(owners, ids, strict=True)):
-                per.setdefault(o, {})[mid] = round(float(scores[k]), 6)
+            for o, mid, x in zip(owners, ids, scores, strict=True):
+                d = per.get(o)
+                if d is None:
+                    per[o] = {mid: x}
+                else:
+                    d[mid] = x
         results: list[ServiceCheckResponse | BatchItemError] = []
         counts = {"block": 0, "warn": 0, "pass": 0, "error": 0}
+        settle = self.engine.settle if batch.settle else None
         for j, it in enumerate(items):
             if isinstance(it, BatchItemError):
                 results.append(it)
                 counts["error"] += 1
                 continue
             resp, triples = it
-            if scores is not None and j in per:
-                sb = ScoreBlock(status="ok", value=max(per[j].values()), per_claim=per[j],
-                                model_version=str(scorer.version))
+            pj = per.get(j)
+            if pj is not None:
+                sb = ScoreBlock.model_construct(status="ok", value=max(pj.values()),
+                                                per_claim=pj, model_version=version,
+                                                reason=None, raised_to_warn=False)
             else:
-                sb = ScoreBlock(status="missing", reason=reason,
-                                model_version=None if scorer is None else str(scorer.version))
+                sb = ScoreBlock.model_construct(status="missing", value=None, per_claim=None,
+                                                model_version=version, reason=reason,
+                                                raised_to_warn=False)
             out = self._combine(resp, sb)
-            if batch.settle:
+            if settle is not None:
                 for _, _, c in triples:
-                    self.engine.settle(c)
+                    settle(c)
                 out.settled = True
             counts[out.decision] += 1
             results.append(out)
