@@ -70,3 +70,25 @@ def test_dialysis_after_death(tmp_path) -> None:
     df = leads.run(w.write(tmp_path / "w"), detectors=["dialysis_overbilling"])
     assert set(after) <= set().union(*map(set, df["settlement_ids"]))
     assert sum(leads.evidence(r)["sessions_after_death"] for _, r in df.iterrows()) == len(after)
+
+
+def test_group_visits_ignores_dialysis_shifts(tmp_path) -> None:
+    """A dialysis shift settles the same patients together every week: not a group visit."""
+    from datetime import timedelta
+
+    from _leads_world import D0, at
+
+    w = World()
+    for day in range(20):  # the centre's ordinary days
+        w.visit(w.person(), "D1", at(D0 + timedelta(days=day), 9), "J06", [("DRG02", 1)])
+    shift = [w.person() for _ in range(12)]
+    for week in range(6):
+        for i, p in enumerate(shift):
+            w.visit(p, "D1", at(D0 + timedelta(days=7 * week), 8, 3 * i), "N18.5",
+                    [("DIA01", 1)], mtype="14")
+    df = leads.run(w.write(tmp_path / "w"), detectors=["group_visits"], config=TEST_CONFIG)
+    assert df.empty, df.to_dict("records")
+    df = leads.run(w.write(tmp_path / "w2"), detectors=["group_visits"],
+                   config={**TEST_CONFIG, "group_visits": {"min_persons": 8,
+                                                           "exclude_dx_prefixes": []}})
+    assert len(df) >= 1  # the same shifts do fire when dialysis is not excluded

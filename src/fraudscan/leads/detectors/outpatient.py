@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from fraudscan.leads.detectors._sql import ids
-from fraudscan.leads.registry import Context, SkipDetector, detector, sql_list
+from fraudscan.leads.registry import Context, SkipDetector, detector, prefix_match, sql_list
 
 
 @detector("doctor_shopping", title="跨机构频繁就诊 doctor shopping", model="M13",
@@ -91,7 +91,11 @@ def group_visits(ctx: Context) -> pd.DataFrame:
 
     A window function counts the settlements in the ``window_minutes`` after each settlement
     per facility; a window fires at >= ``min_persons`` distinct persons and >=
-    ``min_ratio_to_typical`` x the facility's median window (a busy hospital is not a burst).
+    ``min_ratio_to_typical`` x the facility's typical window (a busy hospital is not a burst):
+    the median over its days of each day's median window, so bursts on a minority of days do
+    not raise it (a small clinic with many bursts would otherwise hide them). Settlements with
+    a main diagnosis in ``exclude_dx_prefixes`` (dialysis: whole shifts settle together, the
+    same patients every week) are left out.
     Firing windows are merged into bursts and reported per facility-month for facilities with
     >= ``min_bursts`` bursts in which >= ``min_repeat_share`` of the cards come back in another
     burst (多次集中报销 with the same cards; a one-off outbreak or a busy morning is not); more
@@ -103,12 +107,16 @@ def group_visits(ctx: Context) -> pd.DataFrame:
         raise SkipDetector(f"time_column must be settle_time or admission_time, not {col!r}")
     mins = int(c["window_minutes"])
     otp = sql_list(ctx.common["outpatient_medical_types"])
+    skip_dx = prefix_match("coalesce(main_diagnosis, '')", c["exclude_dx_prefixes"])
     return ctx.df(f"""
     WITH v AS (SELECT settlement_id, person_id, facility_id, {col} AS t, fund_paid, total_amount
-               FROM settlements WHERE medical_type IN {otp} AND {col} IS NOT NULL),
+               FROM settlements WHERE medical_type IN {otp} AND {col} IS NOT NULL
+                 AND NOT {skip_dx}),
     w AS (SELECT *, count(*) OVER (PARTITION BY facility_id ORDER BY t RANGE BETWEEN CURRENT ROW
                      AND INTERVAL {mins} MINUTES FOLLOWING) AS n_win FROM v),
-    typical AS (SELECT facility_id, median(n_win) AS typ FROM w GROUP BY 1),
+    typical AS (SELECT facility_id, median(day_typ) AS typ
+                FROM (SELECT facility_id, t::DATE AS d, median(n_win) AS day_typ FROM w
+                      GROUP BY ALL) GROUP BY 1),
     anchors AS (SELECT w.facility_id, w.t FROM w JOIN typical USING (facility_id)
                 WHERE w.n_win >= {int(c['min_persons'])}
                   AND w.n_win >= {float(c['min_ratio_to_typical'])} * typical.typ),
