@@ -399,11 +399,18 @@ def _prefix_claims(r: Rule, codes_sql: str, cond: str, cols: Sequence[str],
     length, so no nested-loop join over all diagnoses); ``cond`` reads the knowledge row as
     ``h`` and the claim's settlement / person columns as ``s2``."""
     k = _values(rows, cols)
-    lens = sorted({len(str(row[cols.index("prefix")])) for row in rows})
+    prefixes = [str(row[cols.index("prefix")]) for row in rows]
+    lens = sorted({len(p) for p in prefixes})
+    # one scan keeps the codes whose first character starts some prefix; the joins per
+    # prefix length read only those
+    first = (f"left(code, 1) IN {_list(sorted({p[0] for p in prefixes}))}"
+             if all(prefixes) else "true")
     hits = " UNION ALL ".join(
-        f"SELECT c.sk, k.* FROM ({codes_sql}) c JOIN (SELECT * FROM {k} WHERE "
+        f"SELECT c.sk, k.* FROM c JOIN (SELECT * FROM {k} WHERE "
         f"length(k.prefix) = {n}) k ON left(c.code, {n}) = k.prefix" for n in lens)
-    where = f"s.sk IN (SELECT s2.sk FROM ({hits}) h JOIN _rs_s s2 ON s2.sk = h.sk WHERE {cond})"
+    where = (f"s.sk IN (WITH c AS MATERIALIZED (SELECT sk, code FROM ({codes_sql}) WHERE "
+             f"{first}) SELECT s2.sk FROM ({hits}) h JOIN _rs_s s2 ON "
+             f"s2.sk = h.sk WHERE {cond})")
     return _claim_select(r, "_rs_s s", where, "0.0")
 
 def sql_diagnosis_sex(r: Rule) -> str:
@@ -664,8 +671,9 @@ def knowledge_lines_sql(rules: Iterable[Rule]) -> str:
             groups.update(kp.get("first_line_groups", ()))
     return ("CREATE OR REPLACE TEMP TABLE _rs_kl AS SELECT line_id, settlement_id, d, item_code, "
             "qty, unit_price, amount, staff_eff, person_id, facility_id, adm_ts, cat_price, "
-            f"drug_group FROM (SELECT * FROM {_LK} WHERE item_code IN {_list(sorted(codes))} OR "
-            f"drug_group IN {_list(sorted(groups))}) JOIN _rs_s USING (sk)")
+            f"drug_group FROM (SELECT * FROM _rs_lc WHERE item_code IN {_list(sorted(codes))} OR "
+            f"ik IN (SELECT ik FROM _rs_cat WHERE drug_group IN {_list(sorted(groups))})) "
+            "LEFT JOIN _rs_catx USING (ik) JOIN _rs_s USING (sk)")
 
 
 def rule_sql(r: Rule, con: duckdb.DuckDBPyConnection | None = None) -> str:
