@@ -200,18 +200,22 @@ def sql_item_frequency(r: Rule) -> str:
     sc = f"item_class IN {_list(r.params['stay_classes'])}"
     dayc = f"max_qty_per_day IS NOT NULL AND {dc}"
     stayc = f"max_per_stay IS NOT NULL AND {sc}"
-    day = (f"SELECT sk, item_code, d, (sum(qty) - any_value(max_qty_per_day)) / "
-           f"sum(qty) AS f_day FROM {_LK} WHERE {dayc} "
-           f"GROUP BY ALL HAVING sum(qty) > any_value(max_qty_per_day) + {EPS}")
-    stay = (f"SELECT sk, item_code, (sum(qty) - any_value(max_per_stay)) / "
-            f"sum(qty) AS f_stay FROM {_LK} WHERE {stayc} "
-            f"GROUP BY ALL HAVING sum(qty) > any_value(max_per_stay) + {EPS}")
-    # lines and groups from the line + catalogue columns only; the settlement columns are
-    # joined to the few violating lines
-    hit = (f"SELECT lc.*, coalesce(a.f_day, 0) AS f_day, coalesce(b.f_stay, 0) AS f_stay "
-           f"FROM (SELECT * FROM {_LK} WHERE qty > 0 AND (({dayc}) OR ({stayc}))) lc "
-           f"LEFT JOIN ({day}) a ON a.sk = lc.sk AND a.item_code = lc.item_code AND a.d = lc.d "
-           f"LEFT JOIN ({stay}) b ON b.sk = lc.sk AND b.item_code = lc.item_code "
+    # the restricted lines once; grouped on the integer keys (the catalogue row ``ik`` stands
+    # for the item: restricted items are catalogue items); the settlement columns are joined
+    # to the few violating lines
+    rl = (f"SELECT line_id, sk, ik, d, qty, amount, staff_eff, max_qty_per_day, max_per_stay, "
+          f"({dayc}) AS is_day, ({stayc}) AS is_stay FROM {_LK} WHERE ({dayc}) OR ({stayc})")
+    day = (f"SELECT sk, ik, d, (sum(qty) - any_value(max_qty_per_day)) / "
+           f"sum(qty) AS f_day FROM rl WHERE is_day "
+           f"GROUP BY sk, ik, d HAVING sum(qty) > any_value(max_qty_per_day) + {EPS}")
+    stay = (f"SELECT sk, ik, (sum(qty) - any_value(max_per_stay)) / "
+            f"sum(qty) AS f_stay FROM rl WHERE is_stay "
+            f"GROUP BY sk, ik HAVING sum(qty) > any_value(max_per_stay) + {EPS}")
+    hit = (f"WITH rl AS MATERIALIZED ({rl}) "
+           f"SELECT lc.*, coalesce(a.f_day, 0) AS f_day, coalesce(b.f_stay, 0) AS f_stay "
+           f"FROM (SELECT * FROM rl WHERE qty > 0) lc "
+           f"LEFT JOIN ({day}) a ON a.sk = lc.sk AND a.ik = lc.ik AND a.d = lc.d "
+           f"LEFT JOIN ({stay}) b ON b.sk = lc.sk AND b.ik = lc.ik "
            "WHERE a.f_day IS NOT NULL OR b.f_stay IS NOT NULL")
     src = f"(SELECT * FROM ({hit}) JOIN {_S} USING (sk))"
     return _line_select(r, src, "greatest(f_day, f_stay) > 0",
