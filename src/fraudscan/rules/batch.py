@@ -233,7 +233,7 @@ def cond_item_price_cap(r: Rule) -> Cond:
 def sql_item_course(r: Rule) -> str:
     # first use among this claim and the claims before it (admission time, settlement id):
     # what the single-claim path knows when it judges the claim
-    src = (f"(SELECT *, min(d) OVER (PARTITION BY pk, item_code ORDER BY adm_ts, "
+    src = (f"(SELECT *, min(d) OVER (PARTITION BY pk, ik ORDER BY adm_ts, "
            f"settlement_id) AS first_d FROM {_LC} WHERE course_days IS NOT NULL AND qty > 0)")
     return _line_select(r, src, f"{_classes(r)} AND date_diff('day', first_d, d) >= course_days")
 
@@ -243,7 +243,7 @@ def sql_item_period(r: Rule, periods: Sequence[int] = ()) -> str:
     pl = f"(SELECT * FROM {_LC} WHERE period_days IS NOT NULL AND max_per_period IS NOT NULL)"
     src = (f"(SELECT a.*, sum(b.qty) AS win FROM (SELECT * FROM {pl} WHERE qty > 0 AND "
            f"{_classes(r)}) a JOIN {pl} b ON b.pk = a.pk AND "
-           "b.item_code = a.item_code AND b.d BETWEEN a.d - CAST(a.period_days - 1 AS INTEGER) "
+           "b.ik = a.ik AND b.d BETWEEN a.d - CAST(a.period_days - 1 AS INTEGER) "
            "AND a.d AND (b.adm_ts < a.adm_ts OR (b.adm_ts = a.adm_ts AND "
            "b.settlement_id <= a.settlement_id)) GROUP BY ALL)")
     return _line_select(r, src, f"win > max_per_period + {EPS}")
@@ -343,9 +343,9 @@ def sql_duplicate_drug(r: Rule) -> str:
             f"item_class IN {_list(schema.DRUG_CLASSES)}) JOIN {_S} USING (sk) WHERE "
             f"medical_type NOT IN {_list(excl)})")
     same_day = ("SELECT sk, d, drug_group FROM base GROUP BY ALL "
-                "HAVING count(DISTINCT item_code) > 1")
+                "HAVING count(DISTINCT ik) > 1")
     supply = ("SELECT line_id FROM (SELECT line_id, d, max(d + CAST(days_supply AS INTEGER)) "
-              "OVER (PARTITION BY pk, item_code ORDER BY d, adm_ts, settlement_id, "
+              "OVER (PARTITION BY pk, ik ORDER BY d, adm_ts, settlement_id, "
               "line_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end "
               f"FROM base WHERE days_supply > 0) WHERE prev_end - {grace} > d")
     src = (f"(WITH base AS MATERIALIZED {base} SELECT * FROM base WHERE (sk, d, drug_group) IN "
@@ -479,10 +479,10 @@ def sql_too_many_drugs(r: Rule) -> str:
             f"GROUP BY 1 HAVING count(*) > {mk}) b JOIN _rs_s s ON s.sk = b.sk WHERE "
             f"s.medical_type NOT IN {excl}")
     lines = ("SELECT sk, nullif(prescription_no, '') AS rx, CASE WHEN "
-             "nullif(prescription_no, '') IS NULL THEN d END AS rx_day, item_code, amount "
+             "nullif(prescription_no, '') IS NULL THEN d END AS rx_day, ik, amount "
              "FROM (SELECT * FROM _rs_lc WHERE qty > 0 AND sk IN (SELECT sk FROM busy)) "
              f"JOIN _rs_catx USING (ik) WHERE {_classes(r)}")
-    g = (f"SELECT sk, rx, rx_day, count(DISTINCT item_code) AS n, sum(amount) AS amt "
+    g = (f"SELECT sk, rx, rx_day, count(DISTINCT ik) AS n, sum(amount) AS amt "
          f"FROM ({lines}) GROUP BY 1, 2, 3")
     src = (f"_rs_s s JOIN (WITH busy AS MATERIALIZED ({busy}) SELECT sk, sum(amt) AS amt FROM "
            f"({g}) WHERE n > {mk} GROUP BY 1) v ON v.sk = s.sk")
