@@ -358,3 +358,67 @@ def test_token_cli(tmp_path, small_world):
     assert r.exit_code == 2  # an inspector needs districts
     r = CliRunner().invoke(app, ["serve", "token", "create", str(ws), "--role", "king"])
     assert r.exit_code == 2
+
+
+def _html_text(page: str) -> str:
+    """The text an inspector reads: text nodes only (ids in tooltips/attributes are fine)."""
+    from html.parser import HTMLParser
+
+    parts: list[str] = []
+
+    class P(HTMLParser):
+        def handle_data(self, data: str) -> None:
+            parts.append(data)
+
+    P().feed(page)
+    return "\n".join(parts)
+
+
+def test_workbench_and_api_show_names_not_detector_ids(served):
+    from fraudscan.leads import all_detectors
+    from fraudscan.serving.names import name
+
+    _, c, t, _ = served
+    a = H(t, "admin")
+    items = c.get("/v1/suspects?limit=1000", headers=a).json()["items"]
+    dets = {x["detector"] for x in items}
+    assert dets
+    ids = set(all_detectors())
+    # JSON: ids kept, names beside them (one source: the registry's titles)
+    x = next(x for x in items if x["detector"] == "drug_resale") if "drug_resale" in dets \
+        else items[0]
+    assert x["detector_zh"] == name("detector", x["detector"], "zh") != x["detector"]
+    assert x["subject_type_zh"] and x["subject_type_en"]
+    if "drug_resale" in dets:
+        assert x["detector_zh"] == "倒卖/回流药"
+    # the rendered list, Chinese by default: names, no bare detector id in the visible text
+    # (lead ids, "<detector>:<hash>", are identifiers inspectors quote: they stay)
+    lead_ids = sorted((x["lead_id"] for x in items), key=len, reverse=True)
+
+    def _visible_text(page: str) -> str:
+        text = _html_text(page)
+        for lid in lead_ids:
+            text = text.replace(lid, "")
+        return text
+
+    page = c.get("/wb/?limit=1000", headers=a).text
+    text = _visible_text(page)
+    for d in dets:
+        assert name("detector", d, "zh") in text, d
+        assert f'title="{d}"' in page  # the id stays available as a tooltip
+    assert not [d for d in ids if d in text], [d for d in ids if d in text]
+    # English switch: English names
+    text_en = _visible_text(c.get("/wb/?limit=1000&lang=en", headers=a).text)
+    for d in dets:
+        assert name("detector", d, "en") in text_en
+    # lead, facility and ring pages show no bare detector id either
+    lead = c.get(f"/wb/lead/{items[0]['lead_id']}?lang=zh", headers=a).text
+    assert name("detector", items[0]["detector"], "zh") in _visible_text(lead)
+    assert not [d for d in ids if d in _visible_text(lead)]
+    fid = next(x["facility_id"] for x in items if x["facility_id"])
+    fac = _visible_text(c.get(f"/wb/facility/{fid}", headers=a).text)
+    assert not [d for d in ids if d in fac]
+    # the CSV export carries both
+    rows = list(csv.DictReader(io.StringIO(
+        c.get("/v1/suspects/export", headers=a).text.lstrip("\ufeff"))))
+    assert rows and all(r["detector_zh"] == name("detector", r["detector"], "zh") for r in rows)

@@ -36,6 +36,7 @@ from fraudscan.serving.access import (
 )
 from fraudscan.serving.core import BatchRequest, Scorer
 from fraudscan.serving.data import OUTCOMES, NotFound, WorkspaceData
+from fraudscan.serving.names import name, with_names
 from fraudscan.workspace import Workspace
 
 log = logging.getLogger("fraudscan.serving")
@@ -197,7 +198,8 @@ def _json_error(e: Exception) -> str:
 # suspects: filtering, masking, paging (shared by the API, the export and the workbench)
 # ------------------------------------------------------------------------------------------------
 
-SUSPECT_FIELDS = ("lead_id", "detector", "subject_type", "subject_id", "facility_id",
+SUSPECT_FIELDS = ("lead_id", "detector", "detector_zh", "detector_en", "subject_type",
+                  "subject_type_zh", "subject_type_en", "subject_id", "facility_id",
                   "facility_name", "district", "period", "score", "priority", "amount",
                   "n_settlements", "outcome")
 
@@ -248,7 +250,7 @@ def suspect_row(r: dict, p: Principal, outcomes: dict[str, str]) -> dict[str, An
         subj = mask_id(subj)
     out = {k: _clean(r.get(k)) for k in SUSPECT_FIELDS}
     out.update(subject_id=subj, n_settlements=n, outcome=outcomes.get(r["lead_id"]))
-    return out
+    return with_names(out, detector="detector", subject_type="subject_type")
 
 
 def lead_view(svc: Service, p: Principal, lead_id: str) -> dict[str, Any]:
@@ -261,9 +263,9 @@ def lead_view(svc: Service, p: Principal, lead_id: str) -> dict[str, Any]:
         if lead.get("subject_type") == "person":
             lead["subject_id"] = mask_id(lead["subject_id"])
         lead["evidence"] = mask_evidence(lead.get("evidence"))
-    lead["reasons"] = reasons
+    lead["reasons"] = with_names(reasons, source="reason_source")
     lead["outcomes"] = svc.data.outcomes.list(lead_id=lead_id)
-    return lead
+    return with_names(lead, detector="detector", subject_type="subject_type")
 
 
 def _num(v: Any) -> float | None:
@@ -295,9 +297,11 @@ def explain(svc: Service, lead: dict[str, Any]) -> dict[str, Any]:
     if isinstance(ev, dict):
         for k, v in ev.items():
             if isinstance(v, int | float) and not isinstance(v, bool):
+                det = lead.get("detector")
                 items.append({"feature": k, "value": v,
-                              "zh": f"{k} 为 {v:g}，触发检测器 {lead['detector']}",
-                              "en": f"{k} is {v:g}, which fired detector {lead['detector']}"})
+                              "zh": f"{k} 为 {v:g}，触发检测器「{name('detector', det, 'zh')}」",
+                              "en": f"{k} is {v:g}, which fired the detector "
+                                    f"'{name('detector', det, 'en')}'"})
     return {"source": "evidence", "items": items}
 
 
@@ -522,10 +526,12 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
         d = s.data
         total, items = suspect_query(s, p, {"facility_id": fid, "limit": "200"})
         s.audit.append(p, "view", f"facility:{fid}")
+        f = with_names(dict(f), facility_type="facility_type")
         return JSONResponse({"facility": f, "grade": d.grade(fid),
                              "grade_history": d.grade_history(fid)["history"],
                              "indicators": d.peer_indicators(fid),
-                             "rule_findings": d.facility_findings(fid),
+                             "rule_findings": [with_names(x, rule_id="rule")
+                                               for x in d.facility_findings(fid)],
                              "rings": d.facility_rings(fid),
                              "leads": {"total": total, "items": items},
                              "outcomes": d.outcomes.list(facility_id=fid)})
@@ -553,7 +559,8 @@ def create_app(workspace: str | os.PathLike[str] | None = None, *, service: Serv
         rid = request.path_params["ring_id"]
         r, members = ring_view(s, p, rid)
         s.audit.append(p, "view", f"ring:{rid}")
-        return JSONResponse({"ring": r, "members": members})
+        return JSONResponse({"ring": r, "members": [
+            with_names(m, node_type="node_type", role="role") for m in members]})
 
     async def outcome_post(request: Request, s: Service) -> Response:
         p = s.principal(request, "outcome")

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from fraudscan.serving.data import OUTCOMES
+from fraudscan.serving.names import name
 
 LANG_COOKIE = "fraudscan_lang"
 
@@ -51,6 +52,12 @@ T = {
     "not_confirmed": ("未查实", "not confirmed"), "referred": ("移送", "referred"),
     "in_progress": ("核查中", "in progress"), "bad_token": ("令牌无效", "Unknown token"),
     "outcomes": ("处理记录", "Case outcomes"), "masked": ("人员编号已脱敏", "person ids masked"),
+    # ring statistics and member table
+    "size": ("规模", "Size"), "persons": ("参保人", "Persons"), "staff": ("医务人员", "Staff"),
+    "facilities": ("机构", "Facilities"), "density": ("密度", "Density"),
+    "synchrony": ("同步性", "Synchrony"), "id": ("编号", "ID"), "degree": ("关联数", "Degree"),
+    # rule actions
+    "block": ("拒付", "block"), "warn": ("提示", "warn"), "pass": ("通过", "pass"),
 }
 
 
@@ -70,6 +77,16 @@ def tr(key: str, lang: str, **kw: Any) -> str:
 
 def e(v: Any) -> str:
     return "" if v is None else html.escape(str(v))
+
+
+def named(kind: str, key: Any, lang: str, cls: str = "") -> str:
+    """A cell body showing the display name of an internal id, the id as its tooltip
+    (``title``) and in ``data-id`` (inspectors read names; the id stays at hand)."""
+    if key is None:
+        return ""
+    c = f' class="{cls}"' if cls else ""
+    return (f'<span{c} title="{e(key)}" data-id="{e(key)}">{e(name(kind, key, lang))}'
+            '</span>')
 
 
 def num(v: Any, nd: int = 2) -> str:
@@ -188,7 +205,8 @@ ROLE_COLORS = {"hub": "#c62828", "broker": "#ef6c00", "patient": "#1565c0",
                "prescriber": "#6a1b9a", "group": "#999", "recruiter": "#2e7d32"}
 
 
-def svg_ring(members: list[dict[str, Any]], edges: list[tuple[str, str, float]]) -> str:
+def svg_ring(members: list[dict[str, Any]], edges: list[tuple[str, str, float]],
+             lang: str = "zh") -> str:
     import networkx as nx
 
     G = nx.Graph()
@@ -217,8 +235,8 @@ def svg_ring(members: list[dict[str, Any]], edges: list[tuple[str, str, float]])
         shape = (f'<rect x="{x - r:.1f}" y="{y - r:.1f}" width="{2 * r}" height="{2 * r}" '
                  f'fill="{col}"' if d.get("node_type") in ("facility", "pharmacy", "staff")
                  else f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{col}"')
-        out.append(f'{shape} class="node"><title>{e(d.get("node_type"))} '
-                   f'{e(d.get("node_id"))} ({e(d.get("role"))})</title>'
+        out.append(f'{shape} class="node"><title>{e(name("node_type", d.get("node_type"), lang))} '
+                   f'{e(d.get("node_id"))} ({e(name("role", d.get("role"), lang))})</title>'
                    f'{"</rect>" if shape.startswith("<rect") else "</circle>"}')
         if d.get("node_type") in ("facility", "pharmacy", "staff"):
             out.append(f'<text x="{x + 10:.1f}" y="{y + 4:.1f}" font-size="10">'
@@ -241,11 +259,13 @@ def workbench_routes(guarded: Callable) -> list[Route]:
         to_csv,
     )
 
-    def opt(values: list[Any], cur: str | None, lang: str, label_all: bool = True) -> str:
+    def opt(values: list[Any], cur: str | None, lang: str, label_all: bool = True,
+            kind: str | None = None) -> str:
         s = [f'<option value="">{e(tr("all", lang))}</option>'] if label_all else []
         for v in values:
             sel = " selected" if str(v) == (cur or "") else ""
-            s.append(f'<option value="{e(v)}"{sel}>{e(v)}</option>')
+            label = name(kind, v, lang) if kind else v
+            s.append(f'<option value="{e(v)}"{sel}>{e(label)}</option>')
         return "".join(s)
 
     async def index(request: Request) -> Response:
@@ -302,9 +322,10 @@ def workbench_routes(guarded: Callable) -> list[Route]:
             f'<label>{e(tr("district", lang))}<select name="district" id="f-district">'
             f'{opt(districts, q.get("district"), lang)}</select></label>'
             f'<label>{e(tr("detector", lang))}<select name="detector" id="f-detector">'
-            f'{opt(detectors, q.get("detector"), lang)}</select></label>'
+            f'{opt(detectors, q.get("detector"), lang, kind="detector")}</select></label>'
             f'<label>{e(tr("subject_type", lang))}<select name="subject_type" id="f-stype">'
-            f'{opt(stypes, q.get("subject_type"), lang)}</select></label>'
+            f'{opt(stypes, q.get("subject_type"), lang, kind="subject_type")}</select>'
+            '</label>'
             f'<label>{e(tr("min_score", lang))}<input name="min_score" id="f-min" size="5" '
             f'value="{e(q.get("min_score"))}"></label>'
             f'<label>{e(tr("search", lang))}<input name="q" id="f-q" value="{e(q.get("q"))}">'
@@ -321,8 +342,10 @@ def workbench_routes(guarded: Callable) -> list[Route]:
             rows.append(
                 f'<tr class="lead-row" data-lead="{e(it["lead_id"])}" data-district='
                 f'"{e(it["district"])}"><td><a href="/wb/lead/{e(it["lead_id"])}">'
-                f'{e(it["lead_id"])}</a></td><td>{e(it["detector"])}</td>'
-                f'<td>{e(it["subject_type"])} {e(it["subject_id"])}</td><td>{fac}</td>'
+                f'{e(it["lead_id"])}</a></td><td class="detector">'
+                f'{named("detector", it["detector"], lang)}</td><td>'
+                f'{named("subject_type", it["subject_type"], lang)} {e(it["subject_id"])}</td>'
+                f'<td>{fac}</td>'
                 f'<td>{e(it["district"])}</td><td>{e(it["period"])}</td>'
                 f'<td class="num">{num(it["score"], 3)}</td><td class="num">'
                 f'{num(it["amount"])}</td><td class="num">{it["n_settlements"]}</td>'
@@ -405,15 +428,18 @@ def workbench_routes(guarded: Callable) -> list[Route]:
                                 for r in lv["reasons"]["items"][:4])
             lead_rows.append(
                 f'<tr class="lead-row"><td><a href="/wb/lead/{e(it["lead_id"])}">'
-                f'{e(it["lead_id"])}</a></td><td>{e(it["detector"])}</td><td>{e(it["period"])}'
+                f'{e(it["lead_id"])}</a></td><td class="detector">'
+                f'{named("detector", it["detector"], lang)}</td><td>{e(it["period"])}'
                 f'</td><td class="num">{num(it["score"], 3)}</td><td class="num">'
                 f'{num(it["amount"])}</td><td>{e(reasons)}</td><td class="outcome">'
                 f'{e(tr(it["outcome"], lang)) if it["outcome"] else ""}</td></tr>')
         fh = "".join(f"<th>{e(tr(k, lang))}</th>" for k in (
             "lead", "detector", "period", "score", "amount", "reasons", "outcome"))
         finds = d.facility_findings(fid)
-        frows = "".join(f'<tr><td>{e(x["rule_id"])}</td><td>{e(x.get("message"))}</td>'
-                        f'<td>{e(x.get("action"))}</td><td class="num">{x["claims"]}</td>'
+        frows = "".join(f'<tr><td>{named("rule", x["rule_id"], lang)}</td>'
+                        f'<td>{e(x.get("message"))}</td>'
+                        f'<td>{e(tr(x.get("action") or "", lang))}</td><td class="num">'
+                        f'{x["claims"]}</td>'
                         f'<td class="num">{num(x["amount"])}</td></tr>' for x in finds[:30])
         rings = d.facility_rings(fid)
         rlinks = " ".join(f'<a class="ring-link" href="/wb/ring/{e(r["ring_id"])}">'
@@ -428,10 +454,11 @@ def workbench_routes(guarded: Callable) -> list[Route]:
             f'<p><a href="/wb/">← {e(tr("back", lang))}</a></p>'
             f'<h2 id="facility-name">{e(f.get("facility_name"))} <span class="muted">{e(fid)}'
             f'</span></h2><div class="card">{e(tr("district", lang))}: {e(f.get("district"))}'
-            f' · {e(tr("kind", lang))}: {e(f.get("facility_type"))} · {e(tr("level", lang))}: '
+            f' · {e(tr("kind", lang))}: {named("facility_type", f.get("facility_type"), lang)}'
+            f' · {e(tr("level", lang))}: '
             f'{e(f.get("level"))} &nbsp; {e(tr("grade", lang))}: <span id="grade" class="grade '
             f'g{e(g["grade"])}">{e(g["grade"])}</span> <span class="muted">'
-            f'({e(g.get("source"))})</span></div>'
+            f'({named("grade_source", g.get("source"), lang)})</span></div>'
             f'<div class="card"><h3>{e(tr("grade_history", lang))}</h3>'
             f'{svg_grade_history(hist) or e(tr("none", lang))}</div>'
             f'<div class="card"><h3>{e(tr("indicators", lang))}</h3>{svg_peer_bars(ind, lang)}'
@@ -464,11 +491,13 @@ def workbench_routes(guarded: Callable) -> list[Route]:
                f'{e(lv["facility_id"])}</a>' if lv.get("facility_id") else "")
         body = (f'<p><a href="/wb/">← {e(tr("back", lang))}</a></p><h2>{e(tr("lead", lang))} '
                 f'{e(lid)}</h2><div class="card">{e(tr("detector", lang))}: '
-                f'{e(lv["detector"])} · {e(tr("subject", lang))}: {e(lv["subject_type"])} '
+                f'{named("detector", lv["detector"], lang, "detector")} · '
+                f'{e(tr("subject", lang))}: {named("subject_type", lv["subject_type"], lang)} '
                 f'{e(lv["subject_id"])} · {e(tr("facility", lang))}: {fac} · '
                 f'{e(tr("score", lang))}: {num(lv["score"], 3)} · {e(tr("amount", lang))}: '
                 f'{num(lv["amount"])}</div><div class="card"><h3>{e(tr("reasons", lang))} '
-                f'<span class="muted">({e(lv["reasons"]["source"])})</span></h3><ul>{reasons}'
+                f'<span class="muted">('
+                f'{named("reason_source", lv["reasons"]["source"], lang)})</span></h3><ul>{reasons}'
                 f'</ul><h3>{e(tr("evidence", lang))}</h3><pre>'
                 f'{e(_json.dumps(lv.get("evidence"), ensure_ascii=False, indent=1))}</pre></div>'
                 f'{outcome_form([lid], lang, f"/wb/lead/{lid}")}<div class="card"><h3>'
@@ -494,18 +523,21 @@ def workbench_routes(guarded: Callable) -> list[Route]:
         key = {f'{a["node_type"]}:{a["node_id"]}': f'{b["node_type"]}:{b["node_id"]}'
                for a, b in zip(real, members, strict=True)}
         edges = [(key.get(u, u), key.get(v, v), w) for u, v, w in edges]
-        mrows = "".join(f'<tr><td>{e(m["node_type"])}</td><td>'
+        mrows = "".join(f'<tr><td>{named("node_type", m["node_type"], lang)}</td><td>'
                         + (f'<a href="/wb/facility/{e(m["node_id"])}">{e(m["node_id"])}</a>'
                            if m["node_type"] in ("facility", "pharmacy") else e(m["node_id"]))
-                        + f'</td><td>{e(m["role"])}</td><td class="num">{m["degree"]}</td></tr>'
+                        + f'</td><td>{named("role", m["role"], lang)}</td><td class="num">'
+                        f'{m["degree"]}</td></tr>'
                         for m in members)
-        stats = " · ".join(f"{k}: {num(r[k], 3) if isinstance(r[k], float) else e(r[k])}"
+        stats = " · ".join(f"{e(tr(k, lang))}: "
+                           f"{num(r[k], 3) if isinstance(r[k], float) else e(r[k])}"
                            for k in ("size", "persons", "staff", "facilities", "density",
                                      "synchrony", "amount", "score") if k in r)
         body = (f'<p><a href="/wb/">← {e(tr("back", lang))}</a></p><h2>{e(tr("ring", lang))} '
-                f'{e(rid)}</h2><div class="card">{stats}</div>{svg_ring(members, edges)}'
+                f'{e(rid)}</h2><div class="card">{stats}</div>{svg_ring(members, edges, lang)}'
                 f'<h3>{e(tr("members", lang))}</h3><table id="ring-members"><tr><th>'
-                f'{e(tr("type", lang))}</th><th>id</th><th>{e(tr("role", lang))}</th><th>deg'
+                f'{e(tr("type", lang))}</th><th>{e(tr("id", lang))}</th><th>'
+                f'{e(tr("role", lang))}</th><th>{e(tr("degree", lang))}'
                 f'</th></tr>{mrows}</table>')
         return page(rid, body, lang, request)
 
