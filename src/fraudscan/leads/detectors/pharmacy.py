@@ -125,10 +125,14 @@ def item_switching(ctx: Context) -> pd.DataFrame:
     median over its items, by more than ``tolerance``) and their surplus beyond that usual
     stock build-up covers >= ``min_partner_cover`` of the over-sold quantity; without it any
     stock gap fires (resale and cash-out leave gaps too, but no matching surplus of cheaper
-    goods). Evidence lists both.
+    goods). With ``skip_trace_required`` and trace scans present, items under trace-code
+    control are left out: their boxes are reconciled one by one by their codes, and a gap there
+    is boxes re-sold from elsewhere (``drug_resale``) or sold unscanned (``card_cashout``).
+    Evidence lists both.
     """
     c = ctx.cfg
     classes = sql_list(c["stock_classes"])
+    skip_traced = "true" if c["skip_trace_required"] and ctx.has("trace_scans") else "false"
     billed = """
         SELECT s.facility_id, l.item_code, sum(l.qty) AS billed,
                list(DISTINCT l.settlement_id) AS sids, avg(l.unit_price) AS price
@@ -156,7 +160,8 @@ def item_switching(ctx: Context) -> pd.DataFrame:
                coalesce(b.price, cat.unit_price) AS price, b.sids, sm.last_t
         FROM b FULL JOIN sm USING (facility_id, item_code)
         JOIN catalogue cat ON cat.item_code = coalesce(b.item_code, sm.item_code)
-        WHERE cat.item_class IN {classes}),
+        WHERE cat.item_class IN {classes} AND NOT ({skip_traced} AND coalesce(cat.trace_required,
+                                                                            false))),
     x AS (SELECT *, greatest(billed, stock_sold) AS sold,
                  purchased + greatest(other, 0) AS available FROM j),
     over AS (SELECT *, sold - available AS excess FROM x
