@@ -92,3 +92,25 @@ def test_group_visits_ignores_dialysis_shifts(tmp_path) -> None:
                    config={**TEST_CONFIG, "group_visits": {"min_persons": 8,
                                                            "exclude_dx_prefixes": []}})
     assert len(df) >= 1  # the same shifts do fire when dialysis is not excluded
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_item_switching_leaves_trace_coded_drugs_to_their_codes(tmp_path, skip: bool) -> None:
+    """A trace-coded drug sold beyond purchases (resold boxes) is not a switch when trace scans
+    are there to reconcile it box by box."""
+    from _leads_world import D0, at
+
+    w = World()
+    for i in range(30):
+        s = w.visit(w.person(), "P1", at(D0, 9, i), "E11", [("DRG01", 2)], mtype="41")
+        line = next(x for x in w.fee_lines if x["settlement_id"] == s)
+        w.trace_scans.append({"scan_id": w.nid("T"), "line_id": line["line_id"],
+                              "facility_id": "P1", "item_code": "DRG01",
+                              "trace_code": f"8{i:019d}", "scan_time": at(D0, 9, i)})
+    for code, qty in (("DRG01", 20.0), ("DRG02", 60.0)):  # DRG02: cheaper, bought, never sold
+        w.stock.append({"movement_id": w.nid("M"), "facility_id": "P1", "item_code": code,
+                        "movement_type": "purchase", "qty": qty, "unit_price": 5.0,
+                        "movement_time": at(D0)})
+    df = leads.run(w.write(tmp_path / "w"), detectors=["item_switching"],
+                   config={"item_switching": {"skip_trace_required": skip}})
+    assert df.empty == skip, df.to_dict("records")
