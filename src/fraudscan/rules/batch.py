@@ -592,8 +592,8 @@ FROM (SELECT person_id, CAST(row_number() OVER () AS INTEGER) AS pk
       FROM (SELECT DISTINCT person_id FROM settlements WHERE person_id IS NOT NULL)) k
 LEFT JOIN persons p ON p.person_id = k.person_id
 """, """
-CREATE OR REPLACE TEMP TABLE _rs_s AS
-SELECT CAST(row_number() OVER () AS INTEGER) AS sk, k.pk, s.settlement_id,
+CREATE OR REPLACE TEMP TABLE _rs_s0 AS
+SELECT k.pk, s.settlement_id,
        s.attending_staff_id, s.department, s.person_id, s.facility_id, s.medical_type,
        s.insurance_type, s.admission_time AS adm_ts, s.discharge_time AS dis_ts,
        CAST(s.admission_time AS DATE) AS adm_d, CAST(s.discharge_time AS DATE) AS dis_d,
@@ -603,6 +603,8 @@ SELECT CAST(row_number() OVER () AS INTEGER) AS sk, k.pk, s.settlement_id,
 FROM settlements s
 LEFT JOIN _rs_pk k ON k.person_id = s.person_id
 LEFT JOIN facilities f ON f.facility_id = s.facility_id
+""", """
+CREATE OR REPLACE TEMP VIEW _rs_s AS SELECT CAST(rowid AS INTEGER) AS sk, * FROM _rs_s0
 """, """
 CREATE OR REPLACE TEMP TABLE _rs_lc AS
 SELECT l.line_id, s.sk, CAST(l.service_time AS DATE) AS d, l.item_code, l.qty,
@@ -744,7 +746,8 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
     con.execute("DROP TABLE IF EXISTS _rs_dx")
     con.execute("DROP TABLE IF EXISTS _rs_cat")
     con.execute("DROP TABLE IF EXISTS _rs_catx")
-    con.execute("DROP TABLE IF EXISTS _rs_s")
+    con.execute("DROP VIEW IF EXISTS _rs_s")
+    con.execute("DROP TABLE IF EXISTS _rs_s0")
     con.execute("DROP TABLE IF EXISTS _rs_pk")
     con.execute("DROP TABLE IF EXISTS _rs_st")
     seconds = time.perf_counter() - t0
