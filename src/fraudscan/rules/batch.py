@@ -253,9 +253,11 @@ def sql_item_trace_missing(r: Rule) -> str:
     # with trace_scans, not a mark join of every line)
     mts = r.params.get("medical_types")
     scope = f"medical_type IN {_list(mts)}" if mts is not None else "true"
-    src = (f"(SELECT * FROM (SELECT * FROM {_LK} WHERE trace_required AND qty > 0 AND "
-           f"{_classes(r)} AND line_id NOT IN (SELECT line_id FROM trace_scans WHERE line_id IS "
-           f"NOT NULL)) JOIN {_S} USING (sk) WHERE {scope})")
+    # NOT EXISTS plans as an anti-join (NOT IN as a NULL-aware mark join); the scans' line ids
+    # are never NULL here, so the two agree on every line with a line id
+    src = (f"(SELECT * FROM (SELECT * FROM {_LK} lc WHERE trace_required AND qty > 0 AND "
+           f"{_classes(r)} AND line_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trace_scans t "
+           f"WHERE t.line_id = lc.line_id)) JOIN {_S} USING (sk) WHERE {scope})")
     return _line_select(r, src, _classes(r))
 
 
