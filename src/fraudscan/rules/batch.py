@@ -549,14 +549,15 @@ def fused_sql(rules: Sequence[Rule]) -> str:
         meta.append((i, r.id, r.version, r.action, r.severity, r.message))
     m = _values(meta, ("i", "rule_id", "rule_version", "action", "severity", "message"))
     # item gates: one boolean per rule and catalogue row (438 rows), joined to the lines by ik
-    gt = (f"(SELECT ik, {', '.join(gates)} FROM _rs_cat)" if gates else
-          "(SELECT ik FROM _rs_cat)")
+    # together with the scalar restrictions (one join)
+    gt = (f"(SELECT * EXCLUDE (item_code, care_l, ins_l, ind_l, dept_l)"
+          f"{''.join(', ' + g for g in gates)} FROM _rs_cat)")
     # only the settlement columns the conditions read (no text ids): gathering columns through
     # the joins for every line is what this scan costs; the ids are joined to the hits
     sc = ("(SELECT sk, sex, birth_date, insurance_type, level, medical_type, internet, adm_d, "
           "dis_d FROM _rs_s)")
     src = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {sc} USING (sk) "
-           f"LEFT JOIN _rs_catx USING (ik) LEFT JOIN {gt} USING (ik))")
+           f"LEFT JOIN {gt} USING (ik))")
     # the OR of the conditions keeps the few violating lines; only those build the list of
     # hits (building and unnesting a list for every line was most of the scan's cost)
     hits = (f"SELECT sk, line_id, staff_eff, d, unnest(list_filter([{', '.join(cases)}], "
