@@ -626,11 +626,9 @@ SELECT staff_id, qualification_status AS staff_status, status_from, status_to,
 FROM staff WHERE qualification_status <> 'active' OR death_date IS NOT NULL
 """, """
 CREATE OR REPLACE TEMP TABLE _rs_dx AS
-SELECT s.sk, d.code FROM (
-    SELECT settlement_id, diag_code AS code FROM diagnoses
-    UNION ALL
-    SELECT settlement_id, main_diagnosis FROM settlements WHERE main_diagnosis IS NOT NULL
-) d JOIN _rs_s s ON s.settlement_id = d.settlement_id
+SELECT s.sk, d.diag_code AS code FROM diagnoses d JOIN _rs_s s ON s.settlement_id = d.settlement_id
+UNION ALL
+SELECT sk, main_diagnosis FROM _rs_s WHERE main_diagnosis IS NOT NULL
 """)
 
 _S = ("(SELECT * EXCLUDE (attending_staff_id, department, dis_ts, main_diagnosis, "
