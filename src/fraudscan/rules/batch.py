@@ -586,13 +586,16 @@ FROM catalogue
 CREATE OR REPLACE TEMP TABLE _rs_catx AS
 SELECT * EXCLUDE (item_code, care_l, ins_l, ind_l, dept_l) FROM _rs_cat
 """, """
+CREATE OR REPLACE TEMP TABLE _rs_pid AS
+SELECT DISTINCT person_id FROM settlements WHERE person_id IS NOT NULL
+""", """
 CREATE OR REPLACE TEMP TABLE _rs_pk AS
-SELECT k.person_id, k.pk, p.sex, p.death_date, p.birth_date, p.settlement_restricted_until,
+SELECT k.person_id, CAST(k.rowid AS INTEGER) AS pk, p.sex, p.death_date, p.birth_date,
+       p.settlement_restricted_until,
        CASE WHEN p.restricted_facilities IS NOT NULL THEN nullif(list_filter(list_transform(
            string_split(p.restricted_facilities, ';'), lambda x: trim(x)), lambda x: x <> ''),
            []) END AS restricted_fac
-FROM (SELECT person_id, CAST(row_number() OVER () AS INTEGER) AS pk
-      FROM (SELECT DISTINCT person_id FROM settlements WHERE person_id IS NOT NULL)) k
+FROM _rs_pid k
 LEFT JOIN persons p ON p.person_id = k.person_id
 """, """
 CREATE OR REPLACE TEMP TABLE _rs_s0 AS
@@ -750,6 +753,7 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
     con.execute("DROP VIEW IF EXISTS _rs_s")
     con.execute("DROP TABLE IF EXISTS _rs_s0")
     con.execute("DROP TABLE IF EXISTS _rs_pk")
+    con.execute("DROP TABLE IF EXISTS _rs_pid")
     con.execute("DROP TABLE IF EXISTS _rs_st")
     seconds = time.perf_counter() - t0
     per_rule = pd.DataFrame(per).merge(counts, on=["rule_id", "rule_version"], how="left")
