@@ -316,7 +316,8 @@ def main() -> None:
                                "rss_mb_start": round(rss[0] / 2**20, 1),
                                "rss_mb_after_first": round(rss[1] / 2**20, 1),
                                "rss_mb_end": round(rss[-1] / 2**20, 1),
-                               "rss_mb_max": round(max(rss) / 2**20, 1)}
+                               "rss_mb_max": round(max(rss) / 2**20, 1),
+                               "rss_mb_series": [round(x / 2**20, 1) for x in rss]}
                 print("soak", json.dumps(out["soak"]), file=sys.stderr)
         finally:
             stop(srv)
