@@ -852,12 +852,7 @@ class _Injector:
             self.used_persons.add(p)
             done += 1
         if restricted:
-            per = self.t["persons"].copy()
-            col = pd.to_datetime(per["settlement_restricted_until"])
-            new = pd.to_datetime(per["person_id"].map(
-                {k: pd.Timestamp(v) for k, v in restricted.items()}))
-            per["settlement_restricted_until"] = new.where(new.notna(), col)
-            self.t["persons"] = per
+            self.t["persons"] = self._restrict_until(self.t["persons"], restricted)
         return done
 
     def r48_facilities(self, rule: Rule) -> int:
@@ -889,15 +884,22 @@ class _Injector:
             self.used_persons.add(p)
             done += 1
         if restricted:
-            per = self.t["persons"].copy()
-            col = pd.to_datetime(per["settlement_restricted_until"])
-            new = pd.to_datetime(per["person_id"].map(
-                {k: pd.Timestamp(v[0]) for k, v in restricted.items()}))
-            per["settlement_restricted_until"] = new.where(new.notna(), col)
+            per = self._restrict_until(self.t["persons"],
+                                       {k: v[0] for k, v in restricted.items()})
             fac = per["person_id"].map({k: v[1] for k, v in restricted.items()})
             per["restricted_facilities"] = fac.where(fac.notna(), per["restricted_facilities"])
             self.t["persons"] = per
         return done
+
+    @staticmethod
+    def _restrict_until(persons: pd.DataFrame, until: dict[str, date]) -> pd.DataFrame:
+        """A copy of ``persons`` whose settlement is restricted until the given dates."""
+        per = persons.copy()
+        col = pd.to_datetime(per["settlement_restricted_until"])
+        new = pd.to_datetime(per["person_id"].map(
+            {k: pd.Timestamp(v) for k, v in until.items()}))
+        per["settlement_restricted_until"] = new.where(new.notna(), col)
+        return per
 
     # -- driver -----------------------------------------------------------------------------
     def run(self) -> dict[str, pd.DataFrame]:
