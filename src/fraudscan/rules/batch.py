@@ -10,6 +10,8 @@ conventions written there and in docs/rules.md.
 from __future__ import annotations
 
 import os
+import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -571,7 +573,7 @@ def fused_sql(rules: Sequence[Rule]) -> str:
 
 
 _SETUP = ("""
-CREATE OR REPLACE TEMP TABLE _rs_cat AS
+CREATE OR REPLACE TABLE _rs_cat AS
 SELECT CAST(row_number() OVER () AS INTEGER) AS ik, item_code, item_class,
        unit_price AS cat_price, price_cap_lv1, price_cap_lv2, price_cap_lv3, sex_limit,
        age_min_days, age_max_days, min_facility_level,
@@ -583,13 +585,13 @@ SELECT CAST(row_number() OVER () AS INTEGER) AS ik, item_code, item_class,
        ';' || departments || ';' AS dept_s
 FROM catalogue
 """, """
-CREATE OR REPLACE TEMP TABLE _rs_catx AS
+CREATE OR REPLACE TABLE _rs_catx AS
 SELECT * EXCLUDE (item_code, care_l, ins_l, ind_l, dept_l) FROM _rs_cat
 """, """
-CREATE OR REPLACE TEMP TABLE _rs_pid AS
+CREATE OR REPLACE TABLE _rs_pid AS
 SELECT DISTINCT person_id FROM settlements WHERE person_id IS NOT NULL
 """, """
-CREATE OR REPLACE TEMP TABLE _rs_pk AS
+CREATE OR REPLACE TABLE _rs_pk AS
 SELECT k.person_id, CAST(k.rowid AS INTEGER) AS pk, p.sex, p.death_date, p.birth_date,
        p.settlement_restricted_until,
        CASE WHEN p.restricted_facilities IS NOT NULL THEN nullif(list_filter(list_transform(
@@ -598,7 +600,7 @@ SELECT k.person_id, CAST(k.rowid AS INTEGER) AS pk, p.sex, p.death_date, p.birth
 FROM _rs_pid k
 LEFT JOIN persons p ON p.person_id = k.person_id
 """, """
-CREATE OR REPLACE TEMP TABLE _rs_s0 AS
+CREATE OR REPLACE TABLE _rs_s0 AS
 SELECT k.pk, s.settlement_id,
        s.attending_staff_id, s.department, s.person_id, s.facility_id, s.medical_type,
        s.insurance_type, s.admission_time AS adm_ts, s.discharge_time AS dis_ts,
@@ -610,9 +612,9 @@ FROM settlements s
 LEFT JOIN _rs_pk k ON k.person_id = s.person_id
 LEFT JOIN facilities f ON f.facility_id = s.facility_id
 """, """
-CREATE OR REPLACE TEMP VIEW _rs_s AS SELECT CAST(rowid AS INTEGER) AS sk, * FROM _rs_s0
+CREATE OR REPLACE VIEW _rs_s AS SELECT CAST(rowid AS INTEGER) AS sk, * FROM _rs_s0
 """, """
-CREATE OR REPLACE TEMP TABLE _rs_lc AS
+CREATE OR REPLACE TABLE _rs_lc AS
 SELECT l.line_id, s.sk, CAST(l.service_time AS DATE) AS d, l.item_code, l.qty,
        l.unit_price, l.amount, l.days_supply,
        coalesce(l.staff_id, s.attending_staff_id) AS staff_eff,
@@ -623,12 +625,12 @@ FROM fee_lines l
 JOIN _rs_s s ON s.settlement_id = l.settlement_id
 LEFT JOIN _rs_cat c ON c.item_code = l.item_code
 """, """
-CREATE OR REPLACE TEMP TABLE _rs_st AS
+CREATE OR REPLACE TABLE _rs_st AS
 SELECT staff_id, qualification_status AS staff_status, status_from, status_to,
        death_date AS staff_death
 FROM staff WHERE qualification_status <> 'active' OR death_date IS NOT NULL
 """, """
-CREATE OR REPLACE TEMP TABLE _rs_dx AS
+CREATE OR REPLACE TABLE _rs_dx AS
 SELECT s.sk, d.diag_code AS code FROM diagnoses d JOIN _rs_s s ON s.settlement_id = d.settlement_id
 UNION ALL
 SELECT sk, main_diagnosis FROM _rs_s WHERE main_diagnosis IS NOT NULL
@@ -679,7 +681,7 @@ def knowledge_lines_sql(rules: Iterable[Rule]) -> str:
             for key in ("components", "codes", "companions", "first_line"):
                 codes.update(kp.get(key, ()))
             groups.update(kp.get("first_line_groups", ()))
-    return ("CREATE OR REPLACE TEMP TABLE _rs_kl AS SELECT line_id, settlement_id, d, item_code, "
+    return ("CREATE OR REPLACE TABLE _rs_kl AS SELECT line_id, settlement_id, d, item_code, "
             "qty, unit_price, amount, staff_eff, person_id, facility_id, adm_ts, cat_price, "
             f"drug_group FROM (SELECT * FROM _rs_lc WHERE item_code IN {_list(sorted(codes))} OR "
             f"ik IN (SELECT ik FROM _rs_cat WHERE drug_group IN {_list(sorted(groups))})) "
@@ -698,6 +700,17 @@ def rule_sql(r: Rule, con: duckdb.DuckDBPyConnection | None = None) -> str:
     return fn(r)
 
 
+_RS_DB = "_rs_db"
+"""The in-memory database holding the screen's context tables while it runs: unlike TEMP
+tables (private to one connection) a second connection (``con.cursor()``) sees them, so the
+rule statements run from two connections at once."""
+
+_SOURCES = re.compile(r"\b(settlements|fee_lines|persons|facilities|staff|catalogue|diagnoses|"
+                      r"procedures|trace_scans)\b")
+"""The canonical views, TEMP views of the caller's connection: a statement naming one runs on
+that connection, the others on either."""
+
+
 def screen_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = None,
                       *, table: str = "rule_findings") -> ScreenResult:
     """Screen the canonical views of ``con`` and (re)write ``table``."""
@@ -706,56 +719,102 @@ def screen_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = No
     con.execute("SET enable_progress_bar = false")
     # findings are a set: no need to keep scan order through the joins and aggregations
     keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]  # type: ignore[index]
+    db, sch, path = con.execute("SELECT current_database(), current_schema(), "  # type: ignore[misc]
+                                "current_setting('search_path')").fetchone()
     con.execute("SET preserve_insertion_order = false")
+    con.execute(f"DETACH DATABASE IF EXISTS {_RS_DB}")
+    con.execute(f"ATTACH ':memory:' AS {_RS_DB}")
     try:
-        return _screen(con, rules, table, t0)
+        return _screen(con, rules, table, t0, f'"{db}"."{sch}"')
     finally:
+        con.execute(f'USE "{db}"."{sch}"')
+        con.execute(f"SET search_path = {_q(path)}")
+        con.execute(f"DETACH DATABASE IF EXISTS {_RS_DB}")
         con.execute(f"SET preserve_insertion_order = {str(bool(keep_order)).lower()}")
 
 
-def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: float
+def _use_rs(con: duckdb.DuckDBPyConnection, home: str) -> None:
+    """Create in the screen's database; resolve names there first, then in ``home``."""
+    con.execute(f"USE {_RS_DB}")
+    con.execute(f"SET search_path = '{_RS_DB}.main,{home.replace(chr(34), '')}'")
+
+
+def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: float, home: str
             ) -> ScreenResult:
+    _use_rs(con, home)
     steps: dict[str, float] = {}
     for stmt in (*_SETUP, knowledge_lines_sql(rules)):
         t1 = time.perf_counter()
         con.execute(stmt)
         name = stmt.split(" AS", 1)[0].split()[-1]
         steps[name] = steps.get(name, 0.0) + time.perf_counter() - t1
-    con.execute(FINDINGS_DDL.replace("rule_findings", table))
-    per = []
+    # (rule versions, SELECT): the fused simple checks first, then one per other version
+    jobs: list[tuple[list[Rule], str]] = []
     simple = [r for r in rules if r.check in SIMPLE]
     if simple:
-        t1 = time.perf_counter()
-        con.execute(f"INSERT INTO {table} {fused_sql(simple)}")
-        dt = (time.perf_counter() - t1) / len(simple)
-        per += [{"rule_id": r.id, "rule_version": r.version, "check": r.check, "seconds": dt}
-                for r in simple]
+        jobs.append((simple, fused_sql(simple)))
     for r in rules:
-        if r.check in SIMPLE:
-            continue
-        sql = rule_sql(r, con)
-        if not sql:
-            continue
-        t1 = time.perf_counter()
-        con.execute(f"INSERT INTO {table} {sql}")
-        per.append({"rule_id": r.id, "rule_version": r.version, "check": r.check,
-                    "seconds": time.perf_counter() - t1})
-    write_rule_catalogue(con, rules)
+        if r.check not in SIMPLE:
+            sql = rule_sql(r, con)
+            if sql:
+                jobs.append(([r], sql))
+    # two connections take statements from one queue (a statement naming a canonical view
+    # only on ``con``, which sees the caller's TEMP views): many statements use one core
+    # for most of their time (small inputs, windows, few partitions), so one connection
+    # alone leaves the second core idle. Each writes its own findings table; the result
+    # table is written once from both.
+    for i in (0, 1):
+        con.execute(FINDINGS_DDL.replace("rule_findings", f"_rs_f{i}"))
+    pinned = [j for j in jobs if _SOURCES.search(j[1])]
+    shared = [j for j in jobs if not _SOURCES.search(j[1])]
+    lock = threading.Lock()
+    per: list[dict[str, object]] = []
+    errors: list[BaseException] = []
+
+    def run(c: duckdb.DuckDBPyConnection, i: int, own: list[tuple[list[Rule], str]]) -> None:
+        try:
+            while True:
+                if own:
+                    job = own.pop(0)
+                else:
+                    with lock:
+                        if not shared or errors:
+                            return
+                        job = shared.pop(0)
+                t1 = time.perf_counter()
+                c.execute(f"INSERT INTO _rs_f{i} {job[1]}")
+                dt = (time.perf_counter() - t1) / len(job[0])
+                with lock:
+                    per.extend({"rule_id": r.id, "rule_version": r.version, "check": r.check,
+                                "seconds": dt} for r in job[0])
+        except BaseException as e:  # re-raised by the caller
+            with lock:
+                errors.append(e)
+
+    cur = con.cursor()
+    try:
+        _use_rs(cur, home)
+        worker = threading.Thread(target=run, args=(cur, 1, []), daemon=True)
+        worker.start()
+        run(con, 0, pinned)
+        worker.join()
+    finally:
+        cur.close()
+    if errors:
+        raise errors[0]
     n_lines = con.execute("SELECT count(*) FROM _rs_lc").fetchone()[0]  # type: ignore[index]
+    con.execute(f"USE {home}")
+    con.execute(FINDINGS_DDL.replace("rule_findings", table))
+    con.execute(f"INSERT INTO {table} SELECT * FROM {_RS_DB}._rs_f0 UNION ALL "
+                f"SELECT * FROM {_RS_DB}._rs_f1")
+    write_rule_catalogue(con, rules)
     n_settle = con.execute("SELECT count(*) FROM settlements").fetchone()[0]  # type: ignore[index]
     counts = con.execute(f"SELECT rule_id, rule_version, count(*) AS findings, "
                          f"sum(amount) AS amount FROM {table} GROUP BY 1, 2").df()
-    con.execute("DROP TABLE IF EXISTS _rs_lc")
-    con.execute("DROP TABLE IF EXISTS _rs_kl")
-    con.execute("DROP TABLE IF EXISTS _rs_dx")
-    con.execute("DROP TABLE IF EXISTS _rs_cat")
-    con.execute("DROP TABLE IF EXISTS _rs_catx")
-    con.execute("DROP VIEW IF EXISTS _rs_s")
-    con.execute("DROP TABLE IF EXISTS _rs_s0")
-    con.execute("DROP TABLE IF EXISTS _rs_pk")
-    con.execute("DROP TABLE IF EXISTS _rs_pid")
-    con.execute("DROP TABLE IF EXISTS _rs_st")
+    con.execute(f"DETACH DATABASE IF EXISTS {_RS_DB}")
     seconds = time.perf_counter() - t0
+    order = {(r.id, r.version): n for n, r in enumerate(rules)}
+    per.sort(key=lambda p: order[(p["rule_id"], p["rule_version"])])
     per_rule = pd.DataFrame(per).merge(counts, on=["rule_id", "rule_version"], how="left")
     per_rule["findings"] = per_rule["findings"].fillna(0).astype(int)
     per_rule["amount"] = per_rule["amount"].fillna(0.0)
