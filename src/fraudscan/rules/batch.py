@@ -739,49 +739,72 @@ def _use_rs(con: duckdb.DuckDBPyConnection, home: str) -> None:
     con.execute(f"SET search_path = '{_RS_DB}.main,{home.replace(chr(34), '')}'")
 
 
+def _made(stmt: str) -> str:
+    """The table a set-up statement creates."""
+    return stmt.split(" AS", 1)[0].split()[-1]
+
+
 def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: float, home: str
             ) -> ScreenResult:
     _use_rs(con, home)
     steps: dict[str, float] = {}
-    for stmt in (*_SETUP, knowledge_lines_sql(rules)):
+    setup = [*_SETUP, knowledge_lines_sql(rules)]
+    first = next(i for i, stmt in enumerate(setup) if "TABLE _rs_lc AS" in stmt) + 1
+    for stmt in setup[:first]:
         t1 = time.perf_counter()
         con.execute(stmt)
-        name = stmt.split(" AS", 1)[0].split()[-1]
-        steps[name] = steps.get(name, 0.0) + time.perf_counter() - t1
-    # (rule versions, SELECT): the fused simple checks first, then one per other version
-    jobs: list[tuple[list[Rule], str]] = []
+        steps[_made(stmt)] = time.perf_counter() - t1
+    # jobs (rule versions, statement, the later context tables it reads): the context tables
+    # after the line context, the fused simple checks, then one per other rule version
+    late = {_made(stmt) for stmt in setup[first:]}
+    jobs: list[tuple[list[Rule], str, set[str]]] = [([], stmt, set()) for stmt in setup[first:]]
     simple = [r for r in rules if r.check in SIMPLE]
     if simple:
-        jobs.append((simple, fused_sql(simple)))
+        jobs.append((simple, fused_sql(simple), set()))
     for r in rules:
         if r.check not in SIMPLE:
             sql = rule_sql(r, con)
             if sql:
-                jobs.append(([r], sql))
+                jobs.append(([r], sql, set(re.findall(r"\b_rs_\w+", sql)) & late))
     # two connections take statements from one queue (a statement naming a canonical view
     # only on ``con``, which sees the caller's TEMP views): many statements use one core
     # for most of their time (small inputs, windows, few partitions), so one connection
-    # alone leaves the second core idle. Each writes its own findings table; the result
-    # table is written once from both.
+    # alone leaves the second core idle. A statement starts once the context tables it reads
+    # exist. Each connection writes its own findings table; the result table is written once
+    # from both.
     for i in (0, 1):
         con.execute(FINDINGS_DDL.replace("rule_findings", f"_rs_f{i}"))
     pinned = [j for j in jobs if _SOURCES.search(j[1])]
     shared = [j for j in jobs if not _SOURCES.search(j[1])]
+    done: set[str] = set()
     lock = threading.Lock()
     per: list[dict[str, object]] = []
     errors: list[BaseException] = []
 
-    def run(c: duckdb.DuckDBPyConnection, i: int, own: list[tuple[list[Rule], str]]) -> None:
+    def take() -> tuple[list[Rule], str, set[str]] | None:
+        while True:
+            with lock:
+                if not shared or errors:
+                    return None
+                for n, job in enumerate(shared):
+                    if job[2] <= done:
+                        return shared.pop(n)
+            time.sleep(0.002)
+
+    def run(c: duckdb.DuckDBPyConnection, i: int, own: list[tuple[list[Rule], str, set[str]]]
+            ) -> None:
         try:
             while True:
-                if own:
-                    job = own.pop(0)
-                else:
-                    with lock:
-                        if not shared or errors:
-                            return
-                        job = shared.pop(0)
+                job = own.pop(0) if own else take()
+                if job is None:
+                    return
                 t1 = time.perf_counter()
+                if not job[0]:
+                    c.execute(job[1])
+                    with lock:
+                        steps[_made(job[1])] = time.perf_counter() - t1
+                        done.add(_made(job[1]))
+                    continue
                 c.execute(f"INSERT INTO _rs_f{i} {job[1]}")
                 dt = (time.perf_counter() - t1) / len(job[0])
                 with lock:
