@@ -390,15 +390,21 @@ def sql_trace_reused(r: Rule) -> str:
     # on the text code (a hash collision only adds a candidate)
     cand = ("SELECT hash(trace_code) FROM trace_scans WHERE trace_code IS NOT NULL GROUP BY 1 "
             "HAVING count(*) > 1")
-    dup = (f"SELECT trace_code FROM trace_scans WHERE trace_code IS NOT NULL AND "
-           f"hash(trace_code) IN ({cand}) GROUP BY 1 HAVING min(line_id) <> max(line_id)")
+    # the scans of those candidates once (``tc``); the scanned lines of the repeated codes
+    # joined once (``j``, with each line row's rowid), so the result rows are taken from the
+    # line context by rowid rather than by a second probe on the text line id
+    tc = ("SELECT trace_code, line_id FROM trace_scans WHERE trace_code IS NOT NULL AND "
+          f"hash(trace_code) IN ({cand})")
+    dup = "SELECT trace_code FROM tc GROUP BY 1 HAVING min(line_id) <> max(line_id)"
+    j = ("SELECT t.trace_code, lc.rowid AS lr, lc.line_id, s.settlement_id, s.adm_ts FROM "
+         f"(SELECT * FROM tc WHERE trace_code IN ({dup})) t JOIN _rs_lc lc ON lc.line_id = "
+         "t.line_id JOIN _rs_s s ON s.sk = lc.sk WHERE lc.qty > 0")
     later = ("SELECT line_id FROM (SELECT line_id, row_number() OVER (PARTITION BY trace_code "
-             "ORDER BY adm_ts, settlement_id, line_id) AS rn FROM (SELECT DISTINCT t.trace_code, "
-             "lc.line_id, s.settlement_id, s.adm_ts FROM (SELECT trace_code, line_id FROM "
-             f"trace_scans WHERE trace_code IN ({dup})) t JOIN _rs_lc lc ON lc.line_id = "
-             "t.line_id JOIN _rs_s s ON s.sk = lc.sk WHERE lc.qty > 0)) WHERE rn > 1")
-    src = (f"(SELECT * FROM (SELECT * FROM _rs_lc WHERE line_id IN ({later})) JOIN {_S} "
-           "USING (sk))")
+             "ORDER BY adm_ts, settlement_id, line_id) AS rn FROM (SELECT DISTINCT trace_code, "
+             "line_id, settlement_id, adm_ts FROM j)) WHERE rn > 1")
+    src = (f"(WITH tc AS MATERIALIZED ({tc}), j AS MATERIALIZED ({j}) SELECT * FROM (SELECT * "
+           f"FROM _rs_lc WHERE rowid IN (SELECT lr FROM j WHERE line_id IN ({later}))) "
+           f"JOIN {_S} USING (sk))")
     return _line_select(r, src, "true")
 
 def _prefix_claims(r: Rule, codes_sql: str, cond: str, cols: Sequence[str],
