@@ -14,7 +14,7 @@ Conventions shared with the batch path (docs/rules.md):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -67,12 +67,27 @@ class Checker:
         self.catalogue = catalogue
         self.facilities = facilities or {}
         self.state = state
-        self._plan: list[tuple[Rule, object]] = []
-        for r in rules:
-            fn = getattr(self, f"_k_{r.check}")
-            self._plan.append((r, fn))
         self._classes = {id(r): frozenset(r.params.get("classes", schema.ITEM_CLASSES))
                          for r in rules}
+        # (rule, check, item codes it can fire on or None): a per-line check whose every
+        # finding needs a catalogue attribute (ITEM_GATES) is skipped outright when no line
+        # of the claim has an item with it, so most claims visit only the rules that can apply
+        self._plan: list[tuple[Rule, object, frozenset[str] | None]] = []
+        gate_cache: dict[tuple[str, frozenset[str]], frozenset[str]] = {}
+        for r in rules:
+            fn = getattr(self, f"_k_{r.check}")
+            pred = ITEM_GATES.get(r.check)
+            codes = None
+            if r.check in KNOWLEDGE_GATES:
+                codes = KNOWLEDGE_GATES[r.check](r)
+            elif pred is not None:
+                cls = self._classes[id(r)]
+                codes = gate_cache.get((r.check, cls))
+                if codes is None:
+                    codes = frozenset(k for k, it in catalogue.items()
+                                      if it.item_class in cls and pred(it))
+                    gate_cache[(r.check, cls)] = codes
+            self._plan.append((r, fn, codes))
         self._second = {id(r): second_line_map(r, catalogue) for r in rules
                         if r.check == "second_line"}
         self.track: frozenset[str] = frozenset().union(
@@ -91,7 +106,10 @@ class Checker:
         cat = self.catalogue
         pairs = [(ln, cat.get(ln.item_code)) for ln in claim.lines]
         out: list[Finding] = []
-        for rule, fn in self._plan:
+        codes = {ln.item_code for ln in claim.lines}
+        for rule, fn, gate in self._plan:
+            if gate is not None and gate.isdisjoint(codes):
+                continue
             fn(rule, claim, pairs, out)  # type: ignore[operator]
         out.sort(key=lambda f: (f.rule_id, f.line_id or "", f.rule_version))
         return out
@@ -546,6 +564,37 @@ class Checker:
         if allowed and until is not None and c.facility_id not in allowed and \
                 until - timedelta(days=SUSPENSION_MAX_DAYS) < c.admission_date <= until:
             self._claim(rule, c, c.total_amount, out)
+
+
+ITEM_GATES: dict[str, Callable[[Item], bool]] = {
+    "item_sex": lambda it: it.sex_limit is not None,
+    "item_age": lambda it: it.age_min_days is not None or it.age_max_days is not None,
+    "item_insurance": lambda it: it.insurance_types is not None,
+    "item_facility_level": lambda it: it.min_facility_level is not None,
+    "item_care_mode": lambda it: it.care_modes is not None,
+    "item_indication": lambda it: it.indications is not None,
+    "item_department": lambda it: it.departments is not None,
+    "item_days_supply": lambda it: it.max_days_supply is not None,
+    "item_qty_per_day": lambda it: it.max_qty_per_day is not None,
+    "item_period": lambda it: it.period_days is not None and it.max_per_period is not None,
+    "item_trace_missing": lambda it: bool(it.trace_required),
+    "item_price_cap": lambda it: any(cap is not None for cap in it.price_caps),
+    "item_course": lambda it: it.course_days is not None,
+}
+"""Per-line checks → the catalogue attribute every one of their findings needs (the check reads
+only lines from ``_items`` and has no side effects, so a claim without such an item cannot fire
+it). Keep in step with the ``_k_`` methods above."""
+
+KNOWLEDGE_GATES: dict[str, Callable[[Rule], frozenset[str]]] = {
+    "item_listed": lambda r: frozenset(kp["code"] for kp in r.knowledge),
+    "pair_duplicate": lambda r: frozenset(kp["b"] for kp in r.knowledge),
+    "pair_included": lambda r: frozenset(kp["consumable"] for kp in r.knowledge),
+    "unbundle": lambda r: frozenset(c for kp in r.knowledge for c in kp["components"]),
+    "surgery_discount": lambda r: frozenset(c for kp in r.knowledge for c in kp["codes"]),
+    "companion_missing": lambda r: frozenset(kp["item"] for kp in r.knowledge),
+}
+"""Checks of knowledge lists → the item codes one of a claim's lines must carry for them to fire
+(the flagged side of each pair or group), same use as :data:`ITEM_GATES`."""
 
 
 SUSPENSION_MAX_DAYS = 365
