@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +57,6 @@ class RuleEngine:
         self.facilities = facility_index(facilities) if facilities is not None else {}
         self.state = state
         self._checkers: dict[tuple[str, ...] | None, Checker] = {}
-        # (rule ids, first date, last date) → checker of the versions in force in that span
-        self._dated: dict[tuple[tuple[str, ...] | None, date, date], Checker] = {}
-        self._by_versions: dict[tuple[tuple[str, ...] | None, tuple[int, ...]], Checker] = {}
         self.checker = self._checker(None)
         if state is not None:  # first-line drugs (R20) whose use settle() must record
             state.track = state.track | self.checker.track
@@ -101,52 +98,17 @@ class RuleEngine:
             self._checkers[key] = ch
         return ch
 
-    def checker_for(self, claim: Claim, rule_ids: list[str] | None = None) -> Checker:
-        """The checker for ``claim``: only the rule versions in force on some day between the
-        claim's first and last date (admission and line service dates).
-
-        A version out of force on every date of the claim cannot fire (each check gates on
-        ``in_force``), so leaving it out changes no finding; the in-force list is worked out
-        once per (rule ids, date span) and cached, not per rule per line.
-        """
-        lo = hi = claim.admission_date
-        for ln in claim.lines:
-            d = ln.service_date
-            if d < lo:
-                lo = d
-            elif d > hi:
-                hi = d
-        ids = tuple(sorted(rule_ids)) if rule_ids else None
-        ch = self._dated.get((ids, lo, hi))
-        if ch is None:
-            full = self._checker(rule_ids)
-            live = [k for k, r in enumerate(full.rules.rules)
-                    if r.effective_from <= hi and (r.effective_to is None or lo <= r.effective_to)]
-            if len(live) == len(full.rules.rules):
-                ch = full
-            else:
-                ch = self._by_versions.get((ids, tuple(live)))
-                if ch is None:
-                    ch = Checker(RuleSet([full.rules.rules[k] for k in live]), self.catalogue,
-                                 self.facilities, self.state)
-                    self._by_versions[(ids, tuple(live))] = ch
-            if len(self._dated) >= 100_000:  # spans are few in practice; bound it anyway
-                self._dated.clear()
-            self._dated[(ids, lo, hi)] = ch
-        return ch
-
     # -- checking ---------------------------------------------------------------------------
     def check_claim(self, claim: Claim) -> list[Finding]:
         """Findings for one claim (the in-process fast path; no validation)."""
-        return self.checker_for(claim).check(claim)
+        return self.checker.check(claim)
 
     def check(self, request: dict | str | bytes | CheckRequest, source: str = "request"
               ) -> CheckResponse:
         """Judge a 3101/3102-shaped request; returns the 3101-shaped response."""
         req = parse_request(request, source)
         checker = self._checker(req.rule_ids)
-        judged = [(p, e, c, self.checker_for(c, req.rule_ids).check(c))
-                  for p, e, c in claims_from_request(req)]
+        judged = [(p, e, c, checker.check(c)) for p, e, c in claims_from_request(req)]
         return build_response(checker.rules, judged, req.task_id)
 
     def score_one(self, request: dict) -> dict[str, Any]:

@@ -112,8 +112,7 @@ class Scorer:
         self.state.sync()
         triples = claims_from_request(req)
         ch = self._checker(req)
-        checker_for = self.engine.checker_for
-        found = [checker_for(c, req.rule_ids).check(c) for _, _, c in triples]
+        found = [ch.check(c) for _, _, c in triples]
         resp = build_response(ch.rules, [(p, e, c, f) for (p, e, c), f in zip(
             triples, found, strict=True)], req.task_id)
         score = self._score([c for _, _, c in triples], [e.mdtrt_id for _, e, _ in triples],
@@ -167,22 +166,20 @@ class Scorer:
     def check_batch(self, batch: BatchRequest) -> BatchResponse:
         """Check every request of a batch; the claim model scores all claims in one call.
 
-        Per claim only the rule check itself and the response are built; the checker (by date
-        span), the score (one matrix, one ``Booster.predict``) and the score blocks (no pydantic
-        validation: the values are ours) cost little.
+        Per claim only the rule check itself and the response are built; the checker (cached
+        per rule selection), the score (one matrix, one ``Booster.predict``) and the score
+        blocks (no pydantic validation: the values are ours) cost little.
         """
         t0 = time.perf_counter()
         self.state.sync()
-        checker_for = self.engine.checker_for
         items: list[Any] = []
         all_claims, owners, ids, all_found = [], [], [], []
         for i, req in enumerate(batch.requests):
             try:
                 triples = claims_from_request(req)
-                rules = self._checker(req).rules
-                rids = req.rule_ids
-                found = [checker_for(c, rids).check(c) for _, _, c in triples]
-                resp = build_response(rules, [(p, e, c, f) for (p, e, c), f in zip(
+                ch = self._checker(req)
+                found = [ch.check(c) for _, _, c in triples]
+                resp = build_response(ch.rules, [(p, e, c, f) for (p, e, c), f in zip(
                     triples, found, strict=True)], req.task_id)
             except FraudscanError as e:  # this request's fault; the others are checked
                 items.append(BatchItemError(index=i, error=str(e)))
