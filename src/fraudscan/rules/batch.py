@@ -31,6 +31,13 @@ from fraudscan.workspace import Workspace
 
 EPS = 1e-9
 
+STAFF = "coalesce(l_staff, attending_staff_id)"
+"""A line's staff: its own, else the claim's attending doctor (line column ``l_staff``,
+settlement column ``attending_staff_id``)."""
+
+DEPT = "coalesce(l_dept, department)"
+"""A line's department: its own, else the claim's."""
+
 FINDINGS_DDL = """
 CREATE OR REPLACE TABLE rule_findings (
     rule_id VARCHAR, rule_version INTEGER, action VARCHAR, severity VARCHAR,
@@ -101,7 +108,7 @@ def _head(r: Rule) -> str:
 
 
 def _line_select(r: Rule, src: str, where: str, amount: str = "amount") -> str:
-    return (f"SELECT {_head(r)}, settlement_id, line_id, person_id, facility_id, staff_eff, d, "
+    return (f"SELECT {_head(r)}, settlement_id, line_id, person_id, facility_id, {STAFF}, d, "
             f"round({amount}, 2), {_q(r.message)} FROM {src} WHERE qty > 0 AND {_period(r, 'd')}"
             f" AND ({where})")
 
@@ -182,7 +189,7 @@ def sql_item_indication(r: Rule) -> str:
 
 def cond_item_department(r: Rule) -> Cond:
     return _cond(f"{_classes(r)} AND dept_l IS NOT NULL",
-                 f"dept IS NOT NULL AND NOT {_in_set('dept_s', 'dept')}")
+                 f"{DEPT} IS NOT NULL AND NOT {_in_set('dept_s', DEPT)}")
 
 
 def cond_item_days_supply(r: Rule) -> Cond:
@@ -205,7 +212,7 @@ def sql_item_frequency(r: Rule) -> str:
     # the restricted lines once; grouped on the integer keys (the catalogue row ``ik`` stands
     # for the item: restricted items are catalogue items); the settlement columns are joined
     # to the few violating lines
-    rl = (f"SELECT line_id, sk, ik, d, qty, amount, staff_eff, max_qty_per_day, max_per_stay, "
+    rl = (f"SELECT line_id, sk, ik, d, qty, amount, l_staff, max_qty_per_day, max_per_stay, "
           f"({dayc}) AS is_day, ({stayc}) AS is_stay FROM {_LK} WHERE ({dayc}) OR ({stayc})")
     day = (f"SELECT sk, ik, d, (sum(qty) - any_value(max_qty_per_day)) / "
            f"sum(qty) AS f_day FROM rl WHERE is_day "
@@ -264,20 +271,25 @@ def sql_item_trace_missing(r: Rule) -> str:
 
 
 def sql_item_staff_status(r: Rule) -> str:
-    # an inner join with the (small) registry of non-active or dead staff: only their lines
-    # reach the condition, and no line scan carries the registry's columns
-    src = ("(SELECT * FROM (SELECT * FROM _rs_lc lc JOIN _rs_st st ON st.staff_id = lc.staff_eff) "
-           f"JOIN {_S} USING (sk))")
+    # inner joins with the (small) registry of non-active or dead staff: the lines naming
+    # such a staff member, and the lines naming none in claims whose attending doctor is one;
+    # only those lines reach the condition, and no line scan carries the registry's columns
+    reg = "staff_status, status_from, status_to, staff_death"
+    own = f"SELECT lc.*, {reg} FROM _rs_lc lc JOIN _rs_st st ON st.staff_id = lc.l_staff"
+    att = (f"SELECT lc.*, {reg} FROM (SELECT * FROM _rs_lc WHERE l_staff IS NULL) lc JOIN "
+           "(SELECT s.sk, st.* FROM _rs_s s JOIN _rs_st st ON st.staff_id = s.attending_staff_id)"
+           " a ON a.sk = lc.sk")
+    src = f"(SELECT * FROM ({own} UNION ALL {att}) JOIN {_S} USING (sk))"
     return _line_select(r, src, "(staff_status IN ('suspended', 'terminated') AND (status_from IS "
                         "NULL OR d >= status_from) AND (status_to IS NULL OR d <= status_to)) OR "
                         "(staff_death IS NOT NULL AND d > staff_death)")
 
 
 def cond_item_listed(r: Rule) -> Cond:
-    # knowledge codes need no catalogue row, so no catalogue gate
+    # knowledge codes need no catalogue entry: the line context's item table ``_rs_cat``
+    # holds a row for each (see ``item_table_sql``), so the code test is an item gate
     codes = _list(kp["code"] for kp in r.knowledge)
-    net = " AND internet" if r.params.get("internet_only") else ""
-    return _cond("true", f"item_code IN {codes}{net}")
+    return _cond(f"item_code IN {codes}", "internet" if r.params.get("internet_only") else "true")
 
 
 def sql_pair_duplicate(r: Rule) -> str:
@@ -435,8 +447,8 @@ def sql_diagnosis_sex(r: Rule) -> str:
 
 def sql_procedure_sex(r: Rule) -> str:
     rows = [(kp["sex"], p) for kp in r.knowledge for p in kp["prefixes"]]
-    return _prefix_claims(r, "SELECT s.sk, p.procedure_code AS code FROM procedures p JOIN _rs_s s "
-                          "ON s.settlement_id = p.settlement_id",
+    return _prefix_claims(r, "SELECT _rs_sk(settlement_id) AS sk, procedure_code AS code FROM "
+                          "procedures WHERE settlement_id IS NOT NULL",
                           "s2.sex IN ('1', '2') AND s2.sex <> h.sex", ("sex", "prefix"), rows)
 
 
@@ -483,15 +495,18 @@ def sql_too_many_drugs(r: Rule) -> str:
     mk = int(r.params["max_kinds"])
     # only settlements with more than max_kinds drug lines can break the limit: count them on
     # the integer keys alone (a few dozen per million settlements), then group those
-    # settlements' lines by prescription with the text columns
+    # settlements' lines by prescription, read from ``fee_lines`` (the line context holds no
+    # prescription number: only this check reads it, for a few claims)
     drugs = f"SELECT ik FROM _rs_cat WHERE {_classes(r)}"
-    busy = (f"SELECT b.sk FROM (SELECT sk FROM _rs_lc WHERE qty > 0 AND ik IN ({drugs}) "
-            f"GROUP BY 1 HAVING count(*) > {mk}) b JOIN _rs_s s ON s.sk = b.sk WHERE "
+    busy = (f"SELECT b.sk, s.settlement_id FROM (SELECT sk FROM _rs_lc WHERE qty > 0 AND ik IN "
+            f"({drugs}) GROUP BY 1 HAVING count(*) > {mk}) b JOIN _rs_s s ON s.sk = b.sk WHERE "
             f"s.medical_type NOT IN {excl}")
+    rows = ("SELECT _rs_sk(settlement_id) AS sk, CAST(service_time AS DATE) AS d, "
+            "_rs_ik(item_code) AS ik, prescription_no, amount FROM fee_lines WHERE qty > 0 AND "
+            "settlement_id IN (SELECT settlement_id FROM busy)")
     lines = ("SELECT sk, nullif(prescription_no, '') AS rx, CASE WHEN "
              "nullif(prescription_no, '') IS NULL THEN d END AS rx_day, ik, amount "
-             "FROM (SELECT * FROM _rs_lc WHERE qty > 0 AND sk IN (SELECT sk FROM busy)) "
-             f"JOIN _rs_catx USING (ik) WHERE {_classes(r)}")
+             f"FROM ({rows}) JOIN _rs_catx USING (ik) WHERE {_classes(r)}")
     g = (f"SELECT sk, rx, rx_day, count(DISTINCT ik) AS n, sum(amount) AS amt "
          f"FROM ({lines}) GROUP BY 1, 2, 3")
     src = (f"_rs_s s JOIN (WITH busy AS MATERIALIZED ({busy}) SELECT sk, sum(amt) AS amt FROM "
@@ -542,45 +557,86 @@ for _name, _fn in SIMPLE.items():
     SQL[_name] = lambda r, f=_fn: _line_select(r, _LCL, f"({f(r)[0]}) AND ({f(r)[1]})", f(r)[2])
 
 
+_ITEM_SCALARS = ("item_class", "cat_price", "price_cap_lv1", "price_cap_lv2", "price_cap_lv3",
+                 "sex_limit", "age_min_days", "age_max_days", "min_facility_level",
+                 "max_qty_per_day", "max_days_supply", "max_per_stay", "period_days",
+                 "max_per_period", "course_days", "drug_group", "trace_required", "care_s",
+                 "ins_s", "dept_s")
+"""The scalar columns of the item table ``_rs_cat`` (those ``_rs_catx`` keeps)."""
+
+_GATE_BITS = 62
+"""Item gates per ``BIGINT`` mask column of the fused scan."""
+
+
 def fused_sql(rules: Sequence[Rule]) -> str:
     """One scan of the line context evaluating every simple rule version at once."""
-    cases, conds, meta, gates = [], [], [], []
+    cases, conds, meta, masks = [], [], [], []
     for i, r in enumerate(rules):
         gate, where, amount = SIMPLE[r.check](r)
         g = ""
         if gate != "true":
-            gates.append(f"coalesce({gate}, false) AS _g{i}")
-            g = f"_g{i} AND "
+            # the gate as one bit of an integer mask per item row: a line carries one mask
+            # column through the join instead of a boolean per rule
+            n, bit = divmod(len([m for m in masks]), _GATE_BITS)
+            masks.append((n, f"CASE WHEN {gate} THEN {1 << bit} ELSE 0 END"))
+            g = f"(_gm{n} & {1 << bit}) <> 0 AND "
         cond = f"({g}({where}) AND {_period(r, 'd')})"
         conds.append(cond)
         cases.append(f"CASE WHEN {cond} THEN {{'i': {i}, 'amt': CAST({amount} AS DOUBLE)}} END")
         meta.append((i, r.id, r.version, r.action, r.severity, r.message))
     m = _values(meta, ("i", "rule_id", "rule_version", "action", "severity", "message"))
-    # item gates: one boolean per rule and catalogue row (438 rows), joined to the lines by ik
-    # together with the scalar restrictions (one join)
-    gt = (f"(SELECT * EXCLUDE (item_code, care_l, ins_l, ind_l, dept_l)"
-          f"{''.join(', ' + g for g in gates)} FROM _rs_cat)")
+    # item gates as bit masks, one row per item (a few hundred rows), joined to the lines by
+    # ik together with the scalar restrictions the conditions read (one join; every column
+    # it carries is gathered for every line)
+    text = " ".join(conds + [c for c in cases])
+    used = [c for c in _ITEM_SCALARS if re.search(rf"\b{c}\b", text)]
+    bits = [f"CAST({' + '.join(e for n2, e in masks if n2 == n)} AS BIGINT) AS _gm{n}"
+            for n in sorted({n for n, _ in masks})]
+    gt = f"(SELECT {', '.join(['ik', *used, *bits])} FROM _rs_cat)"
     # only the settlement columns the conditions read (no text ids): gathering columns through
     # the joins for every line is what this scan costs; the ids are joined to the hits
     sc = ("(SELECT sk, sex, birth_date, insurance_type, level, medical_type, internet, adm_d, "
-          "dis_d FROM _rs_s)")
+          "dis_d, department FROM _rs_s)")
     src = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {sc} USING (sk) "
            f"LEFT JOIN {gt} USING (ik))")
     # the OR of the conditions keeps the few violating lines; only those build the list of
     # hits (building and unnesting a list for every line was most of the scan's cost)
-    hits = (f"SELECT sk, line_id, staff_eff, d, unnest(list_filter([{', '.join(cases)}], "
+    hits = (f"SELECT sk, line_id, l_staff, d, unnest(list_filter([{', '.join(cases)}], "
             f"lambda x: x IS NOT NULL)) AS h FROM (SELECT * FROM {src} WHERE qty > 0 AND "
             f"({' OR '.join(conds)}))")
     return (f"SELECT k.rule_id, k.rule_version, k.action, k.severity, s.settlement_id, "
-            f"x.line_id, s.person_id, s.facility_id, x.staff_eff, x.d, round(x.h.amt, 2), "
-            f"k.message FROM ({hits}) x JOIN _rs_s s ON s.sk = x.sk JOIN {m} ON k.i = x.h.i")
+            f"x.line_id, s.person_id, s.facility_id, coalesce(x.l_staff, s.attending_staff_id), "
+            f"x.d, round(x.h.amt, 2), k.message FROM ({hits}) x JOIN _rs_s s ON s.sk = x.sk "
+            f"JOIN {m} ON k.i = x.h.i")
 
 # ---------------------------------------------------------------------------------------------
+# the context tables
+# ---------------------------------------------------------------------------------------------
+#
+# Keys. Lines reach their settlement and item through 64-bit hashes of the ids, ``sk`` =
+# ``_rs_sk(settlement_id)`` and ``ik`` = ``_rs_ik(item_code)``, computed while the line
+# context is copied from ``fee_lines``: no join of every line with the settlements on a text
+# id (that join, and carrying the settlement's text columns through it, was most of what the
+# line context cost). The two hash functions are macros in the screen's database; after
+# building the settlement and item tables the screen checks that the hash is one-to-one on
+# their ids and rebuilds with a salted hash if it is not (``KEY_CHECKS``), so two settlements
+# or two items never share a key. A fee line whose settlement id or item code is absent from
+# those tables (import validation rejects such lines) could match an existing key only by a
+# hash collision: probability (absent ids x present ids) / 2^64, 5e-6 for ten million of each.
 
 
-_SETUP = ("""
+def item_table_sql(rules: Iterable[Rule]) -> str:
+    """``_rs_cat``: the catalogue's items with their restrictions, plus an empty row for each
+    code a knowledge item names that the catalogue lacks, so every code a rule tests has a key
+    and code tests are gates on this small table rather than text tests on every line."""
+    codes = sorted(knowledge_codes(rules)[0] | listed_codes(rules))
+    extra = ("" if not codes else
+             " UNION ALL BY NAME SELECT _rs_ik(code) AS ik, code AS item_code FROM "
+             f"{_values([(c,) for c in codes], ('code',))} WHERE code NOT IN (SELECT item_code "
+             "FROM catalogue WHERE item_code IS NOT NULL)")
+    return f"""
 CREATE OR REPLACE TABLE _rs_cat AS
-SELECT CAST(row_number() OVER () AS INTEGER) AS ik, item_code, item_class,
+SELECT _rs_ik(item_code) AS ik, item_code, item_class,
        unit_price AS cat_price, price_cap_lv1, price_cap_lv2, price_cap_lv3, sex_limit,
        age_min_days, age_max_days, min_facility_level,
        string_split(care_modes, ';') AS care_l, string_split(insurance_types, ';') AS ins_l,
@@ -589,8 +645,11 @@ SELECT CAST(row_number() OVER () AS INTEGER) AS ik, item_code, item_class,
        drug_group, coalesce(trace_required, false) AS trace_required,
        ';' || care_modes || ';' AS care_s, ';' || insurance_types || ';' AS ins_s,
        ';' || departments || ';' AS dept_s
-FROM catalogue
-""", """
+FROM catalogue WHERE item_code IS NOT NULL{extra}
+"""
+
+
+_SETUP = ("""
 CREATE OR REPLACE TABLE _rs_catx AS
 SELECT * EXCLUDE (item_code, care_l, ins_l, ind_l, dept_l) FROM _rs_cat
 """, """
@@ -606,8 +665,9 @@ SELECT k.person_id, CAST(k.rowid AS INTEGER) AS pk, p.sex, p.death_date, p.birth
 FROM _rs_pid k
 LEFT JOIN persons p ON p.person_id = k.person_id
 """, """
-CREATE OR REPLACE TABLE _rs_s0 AS
-SELECT k.pk, s.settlement_id,
+CREATE OR REPLACE TABLE _rs_s AS
+SELECT CASE WHEN s.settlement_id IS NOT NULL THEN _rs_sk(s.settlement_id) END AS sk,
+       k.pk, s.settlement_id,
        s.attending_staff_id, s.department, s.person_id, s.facility_id, s.medical_type,
        s.insurance_type, s.admission_time AS adm_ts, s.discharge_time AS dis_ts,
        CAST(s.admission_time AS DATE) AS adm_d, CAST(s.discharge_time AS DATE) AS dis_d,
@@ -618,18 +678,12 @@ FROM settlements s
 LEFT JOIN _rs_pk k ON k.person_id = s.person_id
 LEFT JOIN facilities f ON f.facility_id = s.facility_id
 """, """
-CREATE OR REPLACE VIEW _rs_s AS SELECT CAST(rowid AS INTEGER) AS sk, * FROM _rs_s0
-""", """
 CREATE OR REPLACE TABLE _rs_lc AS
-SELECT l.line_id, s.sk, CAST(l.service_time AS DATE) AS d, l.item_code, l.qty,
-       l.unit_price, l.amount, l.days_supply,
-       coalesce(l.staff_id, s.attending_staff_id) AS staff_eff,
-       coalesce(l.department, s.department) AS dept, l.prescription_no,
-       coalesce(l.approval_flag, false) AS appr, coalesce(l.discharge_drug, false) AS dd,
-       c.ik
-FROM fee_lines l
-JOIN _rs_s s ON s.settlement_id = l.settlement_id
-LEFT JOIN _rs_cat c ON c.item_code = l.item_code
+SELECT line_id, _rs_sk(settlement_id) AS sk, CAST(service_time AS DATE) AS d,
+       _rs_ik(item_code) AS ik, qty, unit_price, amount, days_supply,
+       staff_id AS l_staff, department AS l_dept,
+       coalesce(approval_flag, false) AS appr, coalesce(discharge_drug, false) AS dd
+FROM fee_lines WHERE settlement_id IS NOT NULL
 """, """
 CREATE OR REPLACE TABLE _rs_st AS
 SELECT staff_id, qualification_status AS staff_status, status_from, status_to,
@@ -637,23 +691,36 @@ SELECT staff_id, qualification_status AS staff_status, status_from, status_to,
 FROM staff WHERE qualification_status <> 'active' OR death_date IS NOT NULL
 """, """
 CREATE OR REPLACE TABLE _rs_dx AS
-SELECT s.sk, d.diag_code AS code FROM diagnoses d JOIN _rs_s s ON s.settlement_id = d.settlement_id
+SELECT _rs_sk(settlement_id) AS sk, diag_code AS code FROM diagnoses
+WHERE settlement_id IS NOT NULL
 UNION ALL
-SELECT sk, main_diagnosis FROM _rs_s WHERE main_diagnosis IS NOT NULL
+SELECT sk, main_diagnosis FROM _rs_s WHERE main_diagnosis IS NOT NULL AND sk IS NOT NULL
 """)
+"""The context tables after ``_rs_cat`` (:func:`item_table_sql`), in order; ``_rs_kl``
+(:func:`knowledge_lines_sql`) follows."""
 
-_S = ("(SELECT * EXCLUDE (attending_staff_id, department, dis_ts, main_diagnosis, "
-      "planned_readmission, total_amount, settlement_restricted_until, restricted_fac) "
-      "FROM _rs_s)")
+KEY_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "_rs_cat": ("_rs_ik", (
+        "SELECT count(DISTINCT ik) = count(DISTINCT item_code) AND "
+        "count(*) FILTER (WHERE ik = _rs_ik(NULL::VARCHAR)) = 0 FROM _rs_cat",)),
+    "_rs_s": ("_rs_sk", (
+        "SELECT count(DISTINCT sk) = count(settlement_id) FROM _rs_s",
+        "SELECT count(DISTINCT sk) = count(DISTINCT settlement_id) FROM _rs_s")),
+}
+"""Per keyed table: its key macro and the checks that the key is one-to-one on the ids (the
+first that holds passes; the second allows repeated ids, which only unvalidated data has)."""
+
+_S = ("(SELECT * EXCLUDE (dis_ts, main_diagnosis, planned_readmission, total_amount, "
+      "settlement_restricted_until, restricted_fac) FROM _rs_s)")
 """The settlement, person and facility columns a line query may read (joined by ``sk``)."""
 
 _LC = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {_S} USING (sk) "
        "LEFT JOIN _rs_catx USING (ik))")
 """Lines with their settlement, person, facility and scalar catalogue restrictions.
-``_rs_lc`` itself holds only the line columns and two integer keys, the settlement's ``sk``
-and the catalogue row's ``ik``: writing the settlement and catalogue columns into it for every
-line cost more than joining them back by those keys in each query that reads them (the
-materialised copy, not the join, is what the line context costs)."""
+``_rs_lc`` itself holds only the line columns and the two keys, the settlement's ``sk`` and
+the item's ``ik``: writing the settlement and catalogue columns into it for every line cost
+more than joining them back by those keys in each query that reads them (the materialised
+copy, not the join, is what the line context costs)."""
 
 _LK = "(SELECT * FROM _rs_lc LEFT JOIN _rs_catx USING (ik))"
 """Lines with the scalar catalogue restrictions only: for the queries that filter or group
@@ -663,8 +730,8 @@ _LKL = "(SELECT * FROM _rs_lc LEFT JOIN (SELECT * EXCLUDE (item_code) FROM _rs_c
 """The same with the catalogue's list restrictions."""
 
 _LCL = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {_S} USING (sk) "
-        "LEFT JOIN (SELECT * EXCLUDE (item_code) FROM _rs_cat) USING (ik))")
-"""Lines with every settlement and catalogue column (one simple check on its own)."""
+        "LEFT JOIN _rs_cat USING (ik))")
+"""Lines with every settlement and item column (one simple check on its own)."""
 
 
 KNOWLEDGE_LINES = ("pair_duplicate", "pair_included", "unbundle", "companion_missing",
@@ -672,9 +739,9 @@ KNOWLEDGE_LINES = ("pair_duplicate", "pair_included", "unbundle", "companion_mis
 """Checks that only look at lines of their knowledge codes: they read ``_rs_kl``."""
 
 
-def knowledge_lines_sql(rules: Iterable[Rule]) -> str:
-    """The lines billing any code named by a knowledge item (or of a first-line drug group):
-    one scan, so the knowledge checks never scan the full line context."""
+def knowledge_codes(rules: Iterable[Rule]) -> tuple[set[str], set[str]]:
+    """The item codes and first-line drug groups named by the knowledge items of the
+    :data:`KNOWLEDGE_LINES` checks."""
     codes: set[str] = set()
     groups: set[str] = set()
     for r in rules:
@@ -687,11 +754,25 @@ def knowledge_lines_sql(rules: Iterable[Rule]) -> str:
             for key in ("components", "codes", "companions", "first_line"):
                 codes.update(kp.get(key, ()))
             groups.update(kp.get("first_line_groups", ()))
+    return codes, groups
+
+
+def listed_codes(rules: Iterable[Rule]) -> set[str]:
+    """The codes of the ``item_listed`` knowledge items (drugs off the list, internet-only
+    exclusions)."""
+    return {kp["code"] for r in rules if r.check == "item_listed" for kp in r.knowledge}
+
+
+def knowledge_lines_sql(rules: Iterable[Rule]) -> str:
+    """The lines billing any code named by a knowledge item (or of a first-line drug group):
+    one scan, so the knowledge checks never scan the full line context."""
+    codes, groups = knowledge_codes(rules)
     return ("CREATE OR REPLACE TABLE _rs_kl AS SELECT line_id, settlement_id, d, item_code, "
-            "qty, unit_price, amount, staff_eff, person_id, facility_id, adm_ts, cat_price, "
-            f"drug_group FROM (SELECT * FROM _rs_lc WHERE item_code IN {_list(sorted(codes))} OR "
-            f"ik IN (SELECT ik FROM _rs_cat WHERE drug_group IN {_list(sorted(groups))})) "
-            "LEFT JOIN _rs_catx USING (ik) JOIN _rs_s USING (sk)")
+            "qty, unit_price, amount, l_staff, attending_staff_id, person_id, facility_id, "
+            "adm_ts, cat_price, drug_group FROM (SELECT * FROM _rs_lc WHERE ik IN (SELECT ik "
+            f"FROM _rs_cat WHERE item_code IN {_list(sorted(codes))} OR drug_group IN "
+            f"{_list(sorted(groups))})) JOIN (SELECT ik, item_code, cat_price, drug_group FROM "
+            "_rs_cat) USING (ik) JOIN _rs_s USING (sk)")
 
 
 def rule_sql(r: Rule, con: duckdb.DuckDBPyConnection | None = None) -> str:
@@ -745,6 +826,20 @@ def _use_rs(con: duckdb.DuckDBPyConnection, home: str) -> None:
     con.execute(f"SET search_path = '{_RS_DB}.main,{home.replace(chr(34), '')}'")
 
 
+def _keyed(con: duckdb.DuckDBPyConnection, stmt: str, macro: str, checks: Sequence[str]
+           ) -> None:
+    """Define the key macro and build the table, salting the hash until the key is one-to-one
+    on the table's ids (a collision of 64-bit hashes among a million ids has probability
+    ~3e-8: the first try almost always holds)."""
+    for salt in range(8):
+        expr = "hash(x)" if salt == 0 else f"hash(x, {salt})"
+        con.execute(f"CREATE OR REPLACE MACRO {macro}(x) AS {expr}")
+        con.execute(stmt)
+        if any(con.execute(c).fetchone()[0] for c in checks):  # type: ignore[index]
+            return
+    raise RuntimeError(f"no collision-free hash key for {_made(stmt)} after 8 salts")
+
+
 def _made(stmt: str) -> str:
     """The table a set-up statement creates."""
     return stmt.split(" AS", 1)[0].split()[-1]
@@ -754,11 +849,14 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
             ) -> ScreenResult:
     _use_rs(con, home)
     steps: dict[str, float] = {}
-    setup = [*_SETUP, knowledge_lines_sql(rules)]
+    setup = [item_table_sql(rules), *_SETUP, knowledge_lines_sql(rules)]
     first = next(i for i, stmt in enumerate(setup) if "TABLE _rs_lc AS" in stmt) + 1
     for stmt in setup[:first]:
         t1 = time.perf_counter()
-        con.execute(stmt)
+        if _made(stmt) in KEY_CHECKS:
+            _keyed(con, stmt, *KEY_CHECKS[_made(stmt)])
+        else:
+            con.execute(stmt)
         steps[_made(stmt)] = time.perf_counter() - t1
     # jobs (rule versions, statement, the later context tables it reads): the context tables
     # after the line context, the fused simple checks, then one per other rule version
