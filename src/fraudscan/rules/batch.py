@@ -58,6 +58,9 @@ class ScreenResult:
     steps: dict[str, float] = field(default_factory=dict)
     """Wall seconds of the shared set-up steps (context tables), by table name: with
     ``per_rule`` the profile of a run."""
+    timeline: list[tuple[str, int, float, float]] = field(default_factory=list)
+    """Every statement as (context table or rule versions, connection, start, end), seconds
+    since the screen began: where the two connections wait or overlap."""
 
     @property
     def lines_per_second(self) -> float:
@@ -262,11 +265,11 @@ def sql_item_trace_missing(r: Rule) -> str:
     # with trace_scans, not a mark join of every line)
     mts = r.params.get("medical_types")
     scope = f"medical_type IN {_list(mts)}" if mts is not None else "true"
-    # NOT EXISTS plans as an anti-join (NOT IN as a NULL-aware mark join); the scans' line ids
-    # are never NULL here, so the two agree on every line with a line id
-    src = (f"(SELECT * FROM (SELECT * FROM {_LK} lc WHERE trace_required AND qty > 0 AND "
-           f"{_classes(r)} AND line_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trace_scans t "
-           f"WHERE t.line_id = lc.line_id)) JOIN {_S} USING (sk) WHERE {scope})")
+    # an explicit ANTI JOIN: NOT EXISTS planned as a delim join (deduplicating the lines'
+    # ids, then two joins) cost 3.5x as much; on lines with a line id the two agree
+    src = (f"(SELECT * FROM (SELECT lc.* FROM (SELECT * FROM {_LK} WHERE trace_required AND "
+           f"qty > 0 AND {_classes(r)} AND line_id IS NOT NULL) lc ANTI JOIN trace_scans t ON "
+           f"t.line_id = lc.line_id) JOIN {_S} USING (sk) WHERE {scope})")
     return _line_select(r, src, _classes(r))
 
 
@@ -355,17 +358,23 @@ def sql_companion_missing(r: Rule) -> str:
 def sql_duplicate_drug(r: Rule) -> str:
     excl = r.params.get("excluded_medical_types", [])
     grace = int(r.params.get("grace_days", 0))
-    base = (f"(SELECT * FROM (SELECT * FROM {_LK} WHERE qty > 0 AND drug_group IS NOT NULL AND "
-            f"item_class IN {_list(schema.DRUG_CLASSES)}) JOIN {_S} USING (sk) WHERE "
-            f"medical_type NOT IN {_list(excl)})")
+    # the drug lines with only the settlement columns the checks read: joined with all of
+    # them, the planner built its hash table on the settlements rather than on these lines
+    base = (f"(SELECT lc.*, s.pk, s.adm_ts, s.settlement_id FROM (SELECT line_id, sk, ik, d, "
+            f"days_supply, drug_group, qty, amount, l_staff FROM {_LK} WHERE qty > 0 AND "
+            f"drug_group IS NOT NULL AND item_class IN {_list(schema.DRUG_CLASSES)}) lc JOIN "
+            f"(SELECT sk, pk, adm_ts, settlement_id FROM _rs_s WHERE medical_type NOT IN "
+            f"{_list(excl)}) s ON s.sk = lc.sk)")
     same_day = ("SELECT sk, d, drug_group FROM base GROUP BY ALL "
                 "HAVING count(DISTINCT ik) > 1")
     supply = ("SELECT line_id FROM (SELECT line_id, d, max(d + CAST(days_supply AS INTEGER)) "
               "OVER (PARTITION BY pk, ik ORDER BY d, adm_ts, settlement_id, "
               "line_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end "
               f"FROM base WHERE days_supply > 0) WHERE prev_end - {grace} > d")
-    src = (f"(WITH base AS MATERIALIZED {base} SELECT * FROM base WHERE (sk, d, drug_group) IN "
-           f"({same_day}) OR line_id IN ({supply}))")
+    src = (f"(WITH base AS MATERIALIZED {base} SELECT b.line_id, b.d, b.qty, b.amount, "
+           "b.l_staff, s.settlement_id, s.person_id, s.facility_id, s.attending_staff_id FROM "
+           f"(SELECT * FROM base WHERE (sk, d, drug_group) IN ({same_day}) OR line_id IN "
+           f"({supply})) b JOIN _rs_s s ON s.sk = b.sk)")
     return _line_select(r, src, "true")
 
 def cond_fee_outside_stay(r: Rule) -> Cond:
@@ -398,10 +407,11 @@ def sql_second_line(r: Rule) -> str:
 def sql_trace_reused(r: Rule) -> str:
     # codes on two or more lines (min <> max: no distinct count), then the sales of each code
     # after its first in (admission time, settlement id, line id) order. Almost every code is
-    # scanned once: grouping integer hashes first leaves few candidates for the exact grouping
-    # on the text code (a hash collision only adds a candidate)
-    cand = ("SELECT hash(trace_code) FROM trace_scans WHERE trace_code IS NOT NULL GROUP BY 1 "
-            "HAVING count(*) > 1")
+    # scanned once: repeated integer hashes (equal neighbours once sorted, cheaper than a
+    # grouping with a group per scan) leave few candidates for the exact grouping on the text
+    # code (a hash collision only adds a candidate)
+    cand = ("SELECT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS prev FROM (SELECT "
+            "hash(trace_code) AS h FROM trace_scans WHERE trace_code IS NOT NULL)) WHERE h = prev")
     # the scans of those candidates once (``tc``); the scanned lines of the repeated codes
     # joined once (``j``, with each line row's rowid), so the result rows are taken from the
     # line context by rowid rather than by a second probe on the text line id
@@ -619,10 +629,12 @@ def fused_sql(rules: Sequence[Rule]) -> str:
 # id (that join, and carrying the settlement's text columns through it, was most of what the
 # line context cost). The two hash functions are macros in the screen's database; after
 # building the settlement and item tables the screen checks that the hash is one-to-one on
-# their ids and rebuilds with a salted hash if it is not (``KEY_CHECKS``), so two settlements
-# or two items never share a key. A fee line whose settlement id or item code is absent from
-# those tables (import validation rejects such lines) could match an existing key only by a
-# hash collision: probability (absent ids x present ids) / 2^64, 5e-6 for ten million of each.
+# their ids and starts again with a salted hash if it is not (``KEY_CHECKS``), so two
+# settlements or two items never share a key. Since the keys need no other table, the line
+# context is built independently of the settlement table. A fee line whose settlement id or
+# item code is absent from those tables (import validation rejects such lines) could match
+# an existing key only by a hash collision: probability (absent ids x present ids) / 2^64,
+# 5e-6 for ten million of each.
 
 
 def item_table_sql(rules: Iterable[Rule]) -> str:
@@ -696,8 +708,8 @@ WHERE settlement_id IS NOT NULL
 UNION ALL
 SELECT sk, main_diagnosis FROM _rs_s WHERE main_diagnosis IS NOT NULL AND sk IS NOT NULL
 """)
-"""The context tables after ``_rs_cat`` (:func:`item_table_sql`), in order; ``_rs_kl``
-(:func:`knowledge_lines_sql`) follows."""
+"""The context tables besides ``_rs_cat`` (:func:`item_table_sql`) and ``_rs_kl``
+(:func:`knowledge_lines_sql`); each is built once the context tables it names exist."""
 
 KEY_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "_rs_cat": ("_rs_ik", (
@@ -812,7 +824,14 @@ def screen_connection(con: duckdb.DuckDBPyConnection, rules: RuleSet | None = No
     con.execute(f"DETACH DATABASE IF EXISTS {_RS_DB}")
     con.execute(f"ATTACH ':memory:' AS {_RS_DB}")
     try:
-        return _screen(con, rules, table, t0, f'"{db}"."{sch}"')
+        for salt in range(_SALTS):
+            try:
+                return _screen(con, rules, table, t0, f'"{db}"."{sch}"', salt)
+            except _KeyCollision:  # start again with fresh context tables and a new salt
+                con.execute(f'USE "{db}"."{sch}"')
+                con.execute(f"DETACH DATABASE IF EXISTS {_RS_DB}")
+                con.execute(f"ATTACH ':memory:' AS {_RS_DB}")
+        raise RuntimeError(f"no collision-free hash keys after {_SALTS} salts")
     finally:
         con.execute(f'USE "{db}"."{sch}"')
         con.execute(f"SET search_path = {_q(path)}")
@@ -826,18 +845,54 @@ def _use_rs(con: duckdb.DuckDBPyConnection, home: str) -> None:
     con.execute(f"SET search_path = '{_RS_DB}.main,{home.replace(chr(34), '')}'")
 
 
-def _keyed(con: duckdb.DuckDBPyConnection, stmt: str, macro: str, checks: Sequence[str]
-           ) -> None:
-    """Define the key macro and build the table, salting the hash until the key is one-to-one
-    on the table's ids (a collision of 64-bit hashes among a million ids has probability
-    ~3e-8: the first try almost always holds)."""
-    for salt in range(8):
-        expr = "hash(x)" if salt == 0 else f"hash(x, {salt})"
+class _KeyCollision(Exception):
+    """Two ids of a keyed context table share a hash key: the screen restarts salted."""
+
+
+_SALTS = 8
+
+
+def _define_keys(con: duckdb.DuckDBPyConnection, salt: int) -> None:
+    """The key macros ``_rs_sk`` (settlement id) and ``_rs_ik`` (item code) for one salt."""
+    expr = "hash(x)" if salt == 0 else f"hash(x, {salt})"
+    for macro, _checks in KEY_CHECKS.values():
         con.execute(f"CREATE OR REPLACE MACRO {macro}(x) AS {expr}")
-        con.execute(stmt)
-        if any(con.execute(c).fetchone()[0] for c in checks):  # type: ignore[index]
-            return
-    raise RuntimeError(f"no collision-free hash key for {_made(stmt)} after 8 salts")
+
+
+def _check_keys(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Raise :class:`_KeyCollision` unless the key of ``table`` is one-to-one on its ids (a
+    collision of 64-bit hashes among a million ids has probability ~3e-8)."""
+    if not any(con.execute(c).fetchone()[0] for c in KEY_CHECKS[table][1]):  # type: ignore[index]
+        raise _KeyCollision(table)
+
+
+@dataclass
+class _Job:
+    """One statement of a screen: a context table (``rules`` empty) or the findings of rule
+    versions; it starts once the context tables it ``needs`` exist."""
+
+    rules: list[Rule]
+    sql: str
+    needs: set[str]
+    cost: int
+    """A hint for the order: the longest statements start first, so none ends the run alone."""
+
+    @property
+    def makes(self) -> str:
+        return _made(self.sql)
+
+
+_COST_HINTS = {"item_frequency": 8, "item_trace_missing": 8, "item_indication": 7,
+               "duplicate_drug": 7, "trace_reused": 6, "too_many_drugs": 5, "item_period": 5,
+               "diagnosis_sex": 3, "diagnosis_age": 3, "item_staff_status": 3, "item_course": 2}
+"""Relative cost of the rule statements (measured on the synthetic world, docs/performance.md);
+others count 1, the fused simple checks 20."""
+
+_CONTEXT_ORDER = ("_rs_pid", "_rs_pk", "_rs_s", "_rs_cat", "_rs_catx", "_rs_lc", "_rs_dx",
+                  "_rs_kl", "_rs_st")
+"""The order the caller's connection builds the context tables in: the settlement table
+first, so the second connection can start the claim-level rules while the line context is
+copied."""
 
 
 def _made(stmt: str) -> str:
@@ -845,75 +900,83 @@ def _made(stmt: str) -> str:
     return stmt.split(" AS", 1)[0].split()[-1]
 
 
-def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: float, home: str
-            ) -> ScreenResult:
+def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: float, home: str,
+            salt: int) -> ScreenResult:
     _use_rs(con, home)
+    _define_keys(con, salt)
     steps: dict[str, float] = {}
-    setup = [item_table_sql(rules), *_SETUP, knowledge_lines_sql(rules)]
-    first = next(i for i, stmt in enumerate(setup) if "TABLE _rs_lc AS" in stmt) + 1
-    for stmt in setup[:first]:
-        t1 = time.perf_counter()
-        if _made(stmt) in KEY_CHECKS:
-            _keyed(con, stmt, *KEY_CHECKS[_made(stmt)])
-        else:
-            con.execute(stmt)
-        steps[_made(stmt)] = time.perf_counter() - t1
-    # jobs (rule versions, statement, the later context tables it reads): the context tables
-    # after the line context, the fused simple checks, then one per other rule version
-    late = {_made(stmt) for stmt in setup[first:]}
-    jobs: list[tuple[list[Rule], str, set[str]]] = [([], stmt, set()) for stmt in setup[first:]]
+    timeline: list[tuple[str, int, float, float]] = []
+    context = {_made(stmt): stmt for stmt in
+               (item_table_sql(rules), *_SETUP, knowledge_lines_sql(rules))}
+
+    def needs(sql: str, makes: str = "") -> set[str]:
+        return (set(re.findall(r"\b_rs_\w+", sql)) & set(context)) - {makes}
+
+    # every statement is a job: the context tables, the fused simple checks, one per other
+    # rule version. Two connections take them (a statement naming a canonical view only
+    # ``con``, which sees the caller's TEMP views; the other ``con`` takes when it has none
+    # ready): many statements use one core for most of their time (small inputs, windows,
+    # few partitions), so one connection alone leaves the second core idle. Each connection
+    # writes its own findings table; the result table is written once from both.
+    order = [*(n for n in _CONTEXT_ORDER if n in context), *(n for n in context
+                                                              if n not in _CONTEXT_ORDER)]
+    jobs = [_Job([], context[name], needs(context[name], name), 10) for name in order]
     simple = [r for r in rules if r.check in SIMPLE]
     if simple:
-        jobs.append((simple, fused_sql(simple), set()))
+        sql = fused_sql(simple)
+        jobs.append(_Job(simple, sql, needs(sql), 20))
     for r in rules:
-        if r.check not in SIMPLE:
-            sql = rule_sql(r, con)
-            if sql:
-                jobs.append(([r], sql, set(re.findall(r"\b_rs_\w+", sql)) & late))
-    # two connections take statements from one queue (a statement naming a canonical view
-    # only on ``con``, which sees the caller's TEMP views): many statements use one core
-    # for most of their time (small inputs, windows, few partitions), so one connection
-    # alone leaves the second core idle. A statement starts once the context tables it reads
-    # exist. Each connection writes its own findings table; the result table is written once
-    # from both.
+        if r.check not in SIMPLE and (sql := rule_sql(r, con)):
+            jobs.append(_Job([r], sql, needs(sql), _COST_HINTS.get(r.check, 1)))
     for i in (0, 1):
         con.execute(FINDINGS_DDL.replace("rule_findings", f"_rs_f{i}"))
-    pinned = [j for j in jobs if _SOURCES.search(j[1])]
-    shared = [j for j in jobs if not _SOURCES.search(j[1])]
+    pinned = [j for j in jobs if _SOURCES.search(j.sql)]
+    pinned = ([j for j in pinned if not j.rules]
+              + sorted((j for j in pinned if j.rules), key=lambda j: -j.cost))
+    shared = sorted((j for j in jobs if not _SOURCES.search(j.sql)), key=lambda j: -j.cost)
     done: set[str] = set()
     lock = threading.Lock()
     per: list[dict[str, object]] = []
     errors: list[BaseException] = []
 
-    def take() -> tuple[list[Rule], str, set[str]] | None:
+    def take(i: int) -> _Job | None:
+        """The next job whose context tables exist (the caller's connection takes its
+        pinned jobs first); None when this connection has nothing left to do."""
         while True:
             with lock:
-                if not shared or errors:
+                if errors:
                     return None
-                for n, job in enumerate(shared):
-                    if job[2] <= done:
-                        return shared.pop(n)
-            time.sleep(0.002)
+                for queue in ((pinned, shared) if i == 0 else (shared,)):
+                    for n, job in enumerate(queue):
+                        if job.needs <= done:
+                            return queue.pop(n)
+                if not shared and (i == 1 or not pinned):
+                    return None
+            time.sleep(0.001)
 
-    def run(c: duckdb.DuckDBPyConnection, i: int, own: list[tuple[list[Rule], str, set[str]]]
-            ) -> None:
+    def run(c: duckdb.DuckDBPyConnection, i: int) -> None:
         try:
-            while True:
-                job = own.pop(0) if own else take()
-                if job is None:
-                    return
+            while (job := take(i)) is not None:
                 t1 = time.perf_counter()
-                if not job[0]:
-                    c.execute(job[1])
+                if not job.rules:
+                    c.execute(job.sql)
+                    if job.makes in KEY_CHECKS:
+                        _check_keys(c, job.makes)
+                    t2 = time.perf_counter()
                     with lock:
-                        steps[_made(job[1])] = time.perf_counter() - t1
-                        done.add(_made(job[1]))
+                        steps[job.makes] = t2 - t1
+                        done.add(job.makes)
+                        timeline.append((job.makes, i, t1 - t0, t2 - t0))
                     continue
-                c.execute(f"INSERT INTO _rs_f{i} {job[1]}")
-                dt = (time.perf_counter() - t1) / len(job[0])
+                c.execute(f"INSERT INTO _rs_f{i} {job.sql}")
+                t2 = time.perf_counter()
+                dt = (t2 - t1) / len(job.rules)
                 with lock:
+                    name = (job.rules[0].id if len(job.rules) == 1
+                            else f"{len(job.rules)} simple rules")
+                    timeline.append((name, i, t1 - t0, t2 - t0))
                     per.extend({"rule_id": r.id, "rule_version": r.version, "check": r.check,
-                                "seconds": dt} for r in job[0])
+                                "seconds": dt} for r in job.rules)
         except BaseException as e:  # re-raised by the caller
             with lock:
                 errors.append(e)
@@ -921,14 +984,15 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
     cur = con.cursor()
     try:
         _use_rs(cur, home)
-        worker = threading.Thread(target=run, args=(cur, 1, []), daemon=True)
+        worker = threading.Thread(target=run, args=(cur, 1), daemon=True)
         worker.start()
-        run(con, 0, pinned)
+        run(con, 0)
         worker.join()
     finally:
         cur.close()
     if errors:
         raise errors[0]
+    t_end = time.perf_counter()
     n_lines = con.execute("SELECT count(*) FROM _rs_lc").fetchone()[0]  # type: ignore[index]
     con.execute(f"USE {home}")
     con.execute(FINDINGS_DDL.replace("rule_findings", table))
@@ -945,8 +1009,9 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
     per_rule = pd.DataFrame(per).merge(counts, on=["rule_id", "rule_version"], how="left")
     per_rule["findings"] = per_rule["findings"].fillna(0).astype(int)
     per_rule["amount"] = per_rule["amount"].fillna(0.0)
+    timeline.append(("findings table", 0, t_end - t0, seconds))
     return ScreenResult(int(n_lines), int(n_settle), int(per_rule["findings"].sum()), seconds,
-                        per_rule, steps)
+                        per_rule, steps, sorted(timeline, key=lambda e: e[2]))
 
 
 def write_rule_catalogue(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:
