@@ -93,9 +93,16 @@ def to_arrow(df: pd.DataFrame | pa.Table, table: schema.Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=table.arrow_schema())
 
 
+PARQUET_ROW_GROUP = 122_880
+"""Rows per Parquet row group: DuckDB's own row-group size. DuckDB reads a Parquet file with
+one thread per row group, so a big table written as one group (the earlier 2^20 rows) was
+read on one core, and smaller groups with statistics let filters skip groups."""
+
+
 def write_parquet(t: pa.Table, path: Path) -> None:
     """Write Parquet deterministically (same table, same bytes)."""
-    pq.write_table(t, path, compression="zstd", row_group_size=1 << 20, write_statistics=True)
+    pq.write_table(t, path, compression="zstd", row_group_size=PARQUET_ROW_GROUP,
+                   write_statistics=True)
 
 
 class Workspace:
