@@ -111,3 +111,25 @@ def test_salted_keys_give_the_same_findings(small_world: Workspace, monkeypatch)
     b = salted.sort_values(cols, na_position="first").reset_index(drop=True)
     assert len(a) > 100
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_failed_screen_keeps_the_previous_findings(small_world: Workspace, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A screen that fails part-way (here one rule's statement) replaces nothing: the earlier
+    ``rule_findings`` and ``rule_catalogue`` stay as they were, and no context table is left."""
+    from fraudscan.rules import batch
+
+    con = duckdb.connect()
+    attach_views(con, small_world)
+    rules = load_rules()
+    screen_connection(con, rules)
+    before = con.execute("SELECT count(*), sum(amount) FROM rule_findings").fetchone()
+    n_rules = con.execute("SELECT count(*) FROM rule_catalogue").fetchone()
+    monkeypatch.setitem(batch.SQL, "item_frequency", lambda r: "SELECT no_such_column FROM _rs_s")
+    with pytest.raises(duckdb.Error):
+        screen_connection(con, rules)
+    assert con.execute("SELECT count(*), sum(amount) FROM rule_findings").fetchone() == before
+    assert con.execute("SELECT count(*) FROM rule_catalogue").fetchone() == n_rules
+    assert "_rs_db" not in {r[0] for r in con.execute("SHOW DATABASES").fetchall()}
+    monkeypatch.undo()
+    assert screen_connection(con, rules).n_findings == before[0]
+    con.close()

@@ -884,6 +884,8 @@ class _Job:
     needs: set[str]
     cost: int
     """A hint for the order: the longest statements start first, so none ends the run alone."""
+    fn: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+    """Run instead of ``sql`` (which then only names the table it makes)."""
 
     @property
     def makes(self) -> str:
@@ -929,6 +931,10 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
     order = [*(n for n in _CONTEXT_ORDER if n in context), *(n for n in context
                                                               if n not in _CONTEXT_ORDER)]
     jobs = [_Job([], context[name], needs(context[name], name), 10) for name in order]
+    # the rule catalogue, written into the screen's database first (by the second connection,
+    # idle at the start) and copied next to the findings at the end
+    jobs.append(_Job([], "CREATE TABLE _rs_rules AS", set(), 30,
+                     lambda c: write_rule_catalogue(c, rules, "_rs_rules")))
     simple = [r for r in rules if r.check in SIMPLE]
     if simple:
         sql = fused_sql(simple)
@@ -967,7 +973,10 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
             while (job := take(i)) is not None:
                 t1 = time.perf_counter()
                 if not job.rules:
-                    c.execute(job.sql)
+                    if job.fn is not None:
+                        job.fn(c)
+                    else:
+                        c.execute(job.sql)
                     if job.makes in KEY_CHECKS:
                         _check_keys(c, job.makes)
                     t2 = time.perf_counter()
@@ -1002,12 +1011,18 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
         raise errors[0]
     t_end = time.perf_counter()
     n_lines = con.execute("SELECT count(*) FROM _rs_lc").fetchone()[0]  # type: ignore[index]
+    n_settle = con.execute("SELECT count(*) FROM _rs_s").fetchone()[0]  # type: ignore[index]
     con.execute(f"USE {home}")
-    con.execute(FINDINGS_DDL.replace("rule_findings", table))
-    con.execute(f"INSERT INTO {table} SELECT * FROM {_RS_DB}._rs_f0 UNION ALL "
-                f"SELECT * FROM {_RS_DB}._rs_f1")
-    write_rule_catalogue(con, rules)
-    n_settle = con.execute("SELECT count(*) FROM settlements").fetchone()[0]  # type: ignore[index]
+    # the findings and the rule catalogue replace the old ones together, or not at all
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {_RS_DB}._rs_f0 "
+                    f"UNION ALL SELECT * FROM {_RS_DB}._rs_f1")
+        con.execute(f"CREATE OR REPLACE TABLE rule_catalogue AS SELECT * FROM {_RS_DB}._rs_rules")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     counts = con.execute(f"SELECT rule_id, rule_version, count(*) AS findings, "
                          f"sum(amount) AS amount FROM {table} GROUP BY 1, 2").df()
     con.execute(f"DETACH DATABASE IF EXISTS {_RS_DB}")
@@ -1022,7 +1037,8 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
                         per_rule, steps, sorted(timeline, key=lambda e: e[2]))
 
 
-def write_rule_catalogue(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:
+def write_rule_catalogue(con: duckdb.DuckDBPyConnection, rules: RuleSet,
+                         table: str = "rule_catalogue") -> None:
     """The loaded rule versions as table ``rule_catalogue`` (for joins by inspectors)."""
     df = pd.DataFrame([{
         "rule_id": r.id, "rule_version": r.version, "name": r.name, "name_en": r.name_en,
@@ -1032,7 +1048,7 @@ def write_rule_catalogue(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None
         "message": r.message, "message_en": r.message_en, "source": r.source,
     } for r in rules])
     con.register("_rs_rules_df", df)
-    con.execute("CREATE OR REPLACE TABLE rule_catalogue AS SELECT * FROM _rs_rules_df")
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _rs_rules_df")
     con.unregister("_rs_rules_df")
 
 
