@@ -592,8 +592,23 @@ _GATE_BITS = 62
 """Item gates per ``BIGINT`` mask column of the fused scan."""
 
 
-def fused_sql(rules: Sequence[Rule]) -> str:
-    """One scan of the line context evaluating every simple rule version at once."""
+@dataclass
+class _Fused:
+    """The simple rule versions compiled for one scan: a condition and a hit per version,
+    the item gates as bit masks (mask column, expression) and the item columns read."""
+
+    conds: list[str]
+    cases: list[str]
+    meta: list[tuple[object, ...]]
+    masks: list[tuple[int, str]]
+    used: list[str]
+
+    @property
+    def mask_columns(self) -> list[int]:
+        return sorted({n for n, _ in self.masks})
+
+
+def _fuse(rules: Sequence[Rule]) -> _Fused:
     cases, conds, meta, masks = [], [], [], []
     for i, r in enumerate(rules):
         gate, where, amount = SIMPLE[r.check](r)
@@ -601,40 +616,54 @@ def fused_sql(rules: Sequence[Rule]) -> str:
         if gate != "true":
             # the gate as one bit of an integer mask per item row: a line carries one mask
             # column through the join instead of a boolean per rule
-            n, bit = divmod(len([m for m in masks]), _GATE_BITS)
+            n, bit = divmod(len(masks), _GATE_BITS)
             masks.append((n, f"CASE WHEN {gate} THEN {1 << bit} ELSE 0 END"))
             g = f"(_gm{n} & {1 << bit}) <> 0 AND "
         cond = f"({g}({where}) AND {_period(r, 'd')})"
         conds.append(cond)
         cases.append(f"CASE WHEN {cond} THEN {{'i': {i}, 'amt': CAST({amount} AS DOUBLE)}} END")
         meta.append((i, r.id, r.version, r.action, r.severity, r.message))
-    m = _values(meta, ("i", "rule_id", "rule_version", "action", "severity", "message"))
-    # item gates as bit masks, one row per item (a few hundred rows), joined to the lines by
-    # ik together with the scalar restrictions the conditions read (one join; every column
-    # it carries is gathered for every line)
-    text = " ".join(conds + [c for c in cases])
+    text = " ".join(conds + cases)
     used = [c for c in _ITEM_SCALARS if re.search(rf"\b{c}\b", text)]
-    bits = [f"CAST({' + '.join(e for n2, e in masks if n2 == n)} AS BIGINT) AS _gm{n}"
-            for n in sorted({n for n, _ in masks})]
-    gt = f"(SELECT {', '.join(['ik', *used, *bits])} FROM _rs_cat)"
+    return _Fused(conds, cases, meta, masks, used)
+
+
+def gates_sql(rules: Sequence[Rule]) -> str:
+    """``_rs_gates``: per item, the gates of the simple rule versions as bit masks and the
+    scalar restrictions their conditions read (a few hundred rows). A context table rather
+    than a subquery of the fused scan: DuckDB plans each ``IN`` list of a gate as a join, and
+    inside the fused query those joins doubled its planning time (45 of 90 ms)."""
+    f = _fuse(rules)
+    bits = [f"CAST({' + '.join(e for n2, e in f.masks if n2 == n)} AS BIGINT) AS _gm{n}"
+            for n in f.mask_columns]
+    return (f"CREATE OR REPLACE TABLE _rs_gates AS SELECT {', '.join(['ik', *f.used, *bits])} "
+            "FROM _rs_cat")
+
+
+def fused_sql(rules: Sequence[Rule]) -> str:
+    """One scan of the line context evaluating every simple rule version at once (reads
+    ``_rs_gates``, :func:`gates_sql` of the same rules)."""
+    f = _fuse(rules)
+    m = _values(f.meta, ("i", "rule_id", "rule_version", "action", "severity", "message"))
     # only the settlement columns the conditions read (no text ids): gathering columns through
-    # the joins for every line is what this scan costs; the ids are joined to the hits
+    # the joins for every line is what this scan costs; the ids are joined to the hits. The
+    # item gates and restrictions come in one join by ``ik`` (every column it carries is
+    # gathered for every line). When every check has an item gate, the lines of items with no
+    # gate set (four in ten) are dropped by that join, before the settlement join
+    gates = "_rs_gates"
+    if len(f.masks) == len(rules):
+        gates = ("(SELECT * FROM _rs_gates WHERE "
+                 + " OR ".join(f"_gm{n} <> 0" for n in f.mask_columns) + ")")
     sc = ("(SELECT sk, sex, birth_date, insurance_type, level, medical_type, internet, adm_d, "
           "dis_d, department FROM _rs_s)")
+    join = "JOIN" if len(f.masks) == len(rules) else "LEFT JOIN"
     src = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {sc} USING (sk) "
-           f"LEFT JOIN {gt} USING (ik))")
+           f"{join} {gates} USING (ik))")
     # the OR of the conditions keeps the few violating lines; only those build the list of
-    # hits (building and unnesting a list for every line was most of the scan's cost). When
-    # every check has an item gate, the lines of items with no gate set (four in ten) are
-    # dropped by the join with the gates, before the settlement join
-    if len(masks) == len(rules):
-        src = src.replace(f"LEFT JOIN {gt} USING (ik)",
-                          f"JOIN (SELECT * FROM {gt} WHERE "
-                          + " OR ".join(f"_gm{n} <> 0" for n in sorted({n for n, _ in masks}))
-                          + ") USING (ik)")
-    hits = (f"SELECT sk, line_id, l_staff, d, unnest(list_filter([{', '.join(cases)}], "
+    # hits (building and unnesting a list for every line was most of the scan's cost)
+    hits = (f"SELECT sk, line_id, l_staff, d, unnest(list_filter([{', '.join(f.cases)}], "
             f"lambda x: x IS NOT NULL)) AS h FROM (SELECT * FROM {src} WHERE qty > 0 AND "
-            f"({' OR '.join(conds)}))")
+            f"({' OR '.join(f.conds)}))")
     return (f"SELECT k.rule_id, k.rule_version, k.action, k.severity, s.settlement_id, "
             f"x.line_id, s.person_id, s.facility_id, coalesce(x.l_staff, s.attending_staff_id), "
             f"x.d, round(x.h.amt, 2), k.message FROM ({hits}) x JOIN _rs_s s ON s.sk = x.sk "
@@ -911,8 +940,8 @@ _COST_HINTS = {"item_frequency": 8, "item_trace_missing": 8, "item_indication": 
 """Relative cost of the rule statements (measured on the synthetic world, docs/performance.md);
 others count 1, the fused simple checks 20."""
 
-_CONTEXT_ORDER = ("_rs_pid", "_rs_pk", "_rs_s", "_rs_cat", "_rs_catx", "_rs_lc", "_rs_dx",
-                  "_rs_kl", "_rs_st")
+_CONTEXT_ORDER = ("_rs_pid", "_rs_pk", "_rs_s", "_rs_cat", "_rs_catx", "_rs_gates", "_rs_lc",
+                  "_rs_dx", "_rs_kl", "_rs_st")
 """The order the caller's connection builds the context tables in: the settlement table
 first, so the second connection can start the claim-level rules while the line context is
 copied."""
@@ -929,8 +958,10 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
     _define_keys(con, salt)
     steps: dict[str, float] = {}
     timeline: list[tuple[str, int, float, float]] = []
+    simple = [r for r in rules if r.check in SIMPLE]
     context = {_made(stmt): stmt for stmt in
-               (item_table_sql(rules), *_SETUP, knowledge_lines_sql(rules))}
+               (item_table_sql(rules), *_SETUP, knowledge_lines_sql(rules),
+                *([gates_sql(simple)] if simple else []))}
 
     def needs(sql: str, makes: str = "") -> set[str]:
         return (set(re.findall(r"\b_rs_\w+", sql)) & set(context)) - {makes}
@@ -948,7 +979,6 @@ def _screen(con: duckdb.DuckDBPyConnection, rules: RuleSet, table: str, t0: floa
     # idle at the start) and copied next to the findings at the end
     jobs.append(_Job([], "CREATE TABLE _rs_rules AS", set(), 30,
                      lambda c: write_rule_catalogue(c, rules, "_rs_rules")))
-    simple = [r for r in rules if r.check in SIMPLE]
     if simple:
         sql = fused_sql(simple)
         jobs.append(_Job(simple, sql, needs(sql), 20))
