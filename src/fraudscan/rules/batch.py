@@ -650,15 +650,15 @@ def fused_sql(rules: Sequence[Rule]) -> str:
     # item gates and restrictions come in one join by ``ik`` (every column it carries is
     # gathered for every line). When every check has an item gate, the lines of items with no
     # gate set (four in ten) are dropped by that join, before the settlement join
-    gates = "_rs_gates"
     if len(f.masks) == len(rules):
-        gates = ("(SELECT * FROM _rs_gates WHERE "
-                 + " OR ".join(f"_gm{n} <> 0" for n in f.mask_columns) + ")")
+        any_gate = " OR ".join(f"_gm{n} <> 0" for n in f.mask_columns)
+        gates = f"JOIN (SELECT * FROM _rs_gates WHERE {any_gate})"
+    else:
+        gates = "LEFT JOIN _rs_gates"
     sc = ("(SELECT sk, sex, birth_date, insurance_type, level, medical_type, internet, adm_d, "
           "dis_d, department FROM _rs_s)")
-    join = "JOIN" if len(f.masks) == len(rules) else "LEFT JOIN"
     src = (f"(SELECT *, date_diff('day', birth_date, d) AS age FROM _rs_lc JOIN {sc} USING (sk) "
-           f"{join} {gates} USING (ik))")
+           f"{gates} USING (ik))")
     # the OR of the conditions keeps the few violating lines; only those build the list of
     # hits (building and unnesting a list for every line was most of the scan's cost)
     hits = (f"SELECT sk, line_id, l_staff, d, unnest(list_filter([{', '.join(f.cases)}], "
@@ -758,8 +758,9 @@ WHERE settlement_id IS NOT NULL
 UNION ALL
 SELECT sk, main_diagnosis FROM _rs_s WHERE main_diagnosis IS NOT NULL AND sk IS NOT NULL
 """)
-"""The context tables besides ``_rs_cat`` (:func:`item_table_sql`) and ``_rs_kl``
-(:func:`knowledge_lines_sql`); each is built once the context tables it names exist."""
+"""The context tables besides ``_rs_cat`` (:func:`item_table_sql`), ``_rs_kl``
+(:func:`knowledge_lines_sql`) and ``_rs_gates`` (:func:`gates_sql`); each is built once the
+context tables it names exist."""
 
 KEY_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "_rs_cat": ("_rs_ik", (
